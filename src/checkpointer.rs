@@ -1,0 +1,108 @@
+//! Acknowledgements and the task that turns them into saved checkpoints.
+//!
+//! [`Message::ack`](crate::Message::ack) only raises an atomic high-water mark, so acking costs
+//! a few nanoseconds and never waits for I/O. One small task per subscription saves the mark
+//! through the [`CheckpointStore`] after `every` acknowledgements or at least every `interval`
+//! while some are unsaved, and once more when the subscription closes.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::checkpoint::{CheckpointKey, CheckpointPolicy, CheckpointStore};
+use crate::event::{CoordinatorEvent, EventKind};
+use crate::reporter::{Emitter, Reporter};
+
+/// The acknowledgement state shared by a subscription, its messages and its checkpointer.
+#[derive(Debug)]
+pub(crate) struct Acks {
+    acked: AtomicU64,
+    saved: AtomicU64,
+    every: u64,
+    closing: AtomicBool,
+    wake: Notify,
+}
+
+impl Acks {
+    pub(crate) fn new(initial: u64, every: u64) -> Self {
+        Self {
+            acked: AtomicU64::new(initial),
+            saved: AtomicU64::new(initial),
+            every: every.max(1),
+            closing: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Records that every sequence up to `seq` is processed.
+    #[inline]
+    pub(crate) fn ack(&self, seq: u64) {
+        let previous = self.acked.fetch_max(seq, Ordering::AcqRel);
+        if seq > previous && seq.saturating_sub(self.saved.load(Ordering::Relaxed)) >= self.every
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(crate) fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn saved(&self) -> u64 {
+        self.saved.load(Ordering::Acquire)
+    }
+
+    /// Asks the checkpointer to save what is acknowledged and stop.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
+/// Saves `acks` through `store` until the subscription closes. Reports `CheckpointSaved` and
+/// `CheckpointFailed`; a failed save is retried at the next batch and never moves `saved`.
+pub(crate) async fn run<R: Reporter>(
+    acks: Arc<Acks>,
+    store: Arc<dyn CheckpointStore>,
+    key: CheckpointKey,
+    consumer: Arc<str>,
+    policy: CheckpointPolicy,
+    emitter: Arc<Emitter<R>>,
+) {
+    let mut ticker = tokio::time::interval(policy.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let closing = acks.closing.load(Ordering::Acquire);
+        let acked = acks.acked();
+        if acked > acks.saved() {
+            match store.save(&key, acked).await {
+                Ok(()) => {
+                    acks.saved.fetch_max(acked, Ordering::AcqRel);
+                    emitter.emit(EventKind::CheckpointSaved, || {
+                        CoordinatorEvent::CheckpointSaved {
+                            stream: key.stream.clone(),
+                            consumer: consumer.clone(),
+                            seq: acked,
+                        }
+                    });
+                }
+                Err(error) => emitter.emit(EventKind::CheckpointFailed, || {
+                    CoordinatorEvent::CheckpointFailed {
+                        stream: key.stream.clone(),
+                        consumer: consumer.clone(),
+                        seq: acked,
+                        error: error.to_string().into(),
+                    }
+                }),
+            }
+        }
+        if closing {
+            return;
+        }
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = acks.wake.notified() => {}
+        }
+    }
+}
