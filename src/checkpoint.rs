@@ -246,7 +246,9 @@ impl FileCheckpointStore {
             filter: key.filter.to_string(),
             seq,
         })
-        .map_err(|e| Error::with_source(ErrorKind::CheckpointIo, "could not encode checkpoint", e))?;
+        .map_err(|e| {
+            Error::with_source(ErrorKind::CheckpointIo, "could not encode checkpoint", e)
+        })?;
         let tmp = path.with_extension("json.tmp");
         let mut file = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
         file.write_all(&body).map_err(|e| io("write", e))?;
@@ -323,7 +325,10 @@ mod tests {
         let path = store.path_for(&key());
         for (content, kind) in [
             (&b""[..], ErrorKind::CheckpointCorrupt),
-            (&b"{\"version\":1,\"stream\":\"S\""[..], ErrorKind::CheckpointCorrupt),
+            (
+                &b"{\"version\":1,\"stream\":\"S\""[..],
+                ErrorKind::CheckpointCorrupt,
+            ),
             (&b"not json"[..], ErrorKind::CheckpointCorrupt),
             (
                 &br#"{"version":1,"stream":"OTHER","durable":"d","filter":"S.>","seq":5}"#[..],

@@ -39,8 +39,7 @@ impl Acks {
     #[inline]
     pub(crate) fn ack(&self, seq: u64) {
         let previous = self.acked.fetch_max(seq, Ordering::AcqRel);
-        if seq > previous && seq.saturating_sub(self.saved.load(Ordering::Relaxed)) >= self.every
-        {
+        if seq > previous && seq.saturating_sub(self.saved.load(Ordering::Relaxed)) >= self.every {
             self.wake.notify_one();
         }
     }

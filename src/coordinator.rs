@@ -193,16 +193,20 @@ impl<R: Reporter> Coordinator<R> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match inner.backend.publish(&subject, payload.clone(), msg_id).await {
+            match inner
+                .backend
+                .publish(&subject, payload.clone(), msg_id)
+                .await
+            {
                 Ok(stored) => {
-                    inner.emitter.emit(EventKind::Published, || {
-                        CoordinatorEvent::Published {
+                    inner
+                        .emitter
+                        .emit(EventKind::Published, || CoordinatorEvent::Published {
                             stream: inner.stream.clone(),
                             subject: subject.clone(),
                             seq: stored.seq,
                             duplicate: stored.duplicate,
-                        }
-                    });
+                        });
                     return Ok(PublishAck {
                         seq: stored.seq,
                         duplicate: stored.duplicate,
@@ -210,8 +214,7 @@ impl<R: Reporter> Coordinator<R> {
                 }
                 Err(error) => {
                     let delay = inner.config.backoff.delay(attempt);
-                    let will_retry =
-                        error.is_transient() && Instant::now() + delay < deadline;
+                    let will_retry = error.is_transient() && Instant::now() + delay < deadline;
                     inner.emitter.emit(EventKind::PublishFailed, || {
                         CoordinatorEvent::PublishFailed {
                             stream: inner.stream.clone(),
@@ -512,9 +515,15 @@ impl<R: Reporter> Builder<R> {
     fn validate(&self) -> Result<(String, String)> {
         use crate::subject::{validate_name, validate_subject};
         validate_name("stream name", ErrorKind::InvalidStreamName, &self.stream)?;
-        let prefix = self.subject_prefix.clone().unwrap_or_else(|| self.stream.clone());
+        let prefix = self
+            .subject_prefix
+            .clone()
+            .unwrap_or_else(|| self.stream.clone());
         validate_subject(&prefix).map_err(|e| {
-            Error::new(ErrorKind::InvalidConfig, format!("invalid subject prefix: {e}"))
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("invalid subject prefix: {e}"),
+            )
         })?;
         let node = match &self.node_id {
             Some(id) => id.clone(),
@@ -523,7 +532,9 @@ impl<R: Reporter> Builder<R> {
         validate_name("node id", ErrorKind::InvalidConfig, &node)?;
         let invalid = |msg: String| Err(Error::new(ErrorKind::InvalidConfig, msg));
         if self.max_age.is_zero() {
-            return invalid("max_age must be greater than zero: Herald needs limits retention".into());
+            return invalid(
+                "max_age must be greater than zero: Herald needs limits retention".into(),
+            );
         }
         if self.max_age > MAX_AGE_LIMIT {
             return invalid(format!(
@@ -565,7 +576,8 @@ impl<R: Reporter> Builder<R> {
             max_msgs: self.max_msgs,
             max_bytes: self.max_bytes,
             max_payload: self.max_payload,
-            duplicate_window: self.duplicate_window,
+            // NATS refuses a duplicate window longer than the stream's max age.
+            duplicate_window: self.duplicate_window.min(self.max_age),
             storage: self.storage,
             replicas: self.replicas,
         };
@@ -586,7 +598,9 @@ impl<R: Reporter> Builder<R> {
             Backend::Memory(_) => self.max_payload,
         };
         let server = backend.server_name();
-        emitter.emit(EventKind::Connected, || CoordinatorEvent::Connected { server });
+        emitter.emit(EventKind::Connected, || CoordinatorEvent::Connected {
+            server,
+        });
         let ready = backend.ensure_stream().await?;
         emitter.emit(EventKind::StreamReady, || CoordinatorEvent::StreamReady {
             stream: spec.name.clone(),
@@ -643,14 +657,14 @@ fn connection_listener<R: Reporter>(emitter: Arc<Emitter<R>>) -> ConnectionListe
                 delay,
             })
         }
-        ConnectionChange::LameDuck { server } => {
-            emitter.emit(EventKind::LameDuck, || CoordinatorEvent::LameDuck { server })
-        }
-        ConnectionChange::SlowConsumer { sid } => {
-            emitter.emit(EventKind::SlowConsumer, || CoordinatorEvent::SlowConsumer { sid })
-        }
-        ConnectionChange::ServerError { message } => {
-            emitter.emit(EventKind::ServerError, || CoordinatorEvent::ServerError { message })
-        }
+        ConnectionChange::LameDuck { server } => emitter.emit(EventKind::LameDuck, || {
+            CoordinatorEvent::LameDuck { server }
+        }),
+        ConnectionChange::SlowConsumer { sid } => emitter.emit(EventKind::SlowConsumer, || {
+            CoordinatorEvent::SlowConsumer { sid }
+        }),
+        ConnectionChange::ServerError { message } => emitter.emit(EventKind::ServerError, || {
+            CoordinatorEvent::ServerError { message }
+        }),
     })
 }

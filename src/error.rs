@@ -167,11 +167,7 @@ mod tests {
     #[test]
     fn display_reads_as_a_sentence_with_its_cause() {
         let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
-        let err = Error::with_source(
-            ErrorKind::CheckpointIo,
-            "could not write checkpoint /x",
-            io,
-        );
+        let err = Error::with_source(ErrorKind::CheckpointIo, "could not write checkpoint /x", io);
         assert_eq!(
             err.to_string(),
             "could not write checkpoint /x: permission denied"

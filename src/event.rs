@@ -702,7 +702,6 @@ impl fmt::Display for CoordinatorEvent {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,8 @@ pub mod reporter;
 mod stats;
 mod subject;
 mod subscription;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use backend::memory::MemoryServer;
 pub use backend::nats::{redact_url, NatsOptions};
@@ -74,4 +76,3 @@ pub use event::{CoordinatorEvent, EventKind, ResubscribeCause, Severity};
 pub use reporter::{NullReporter, Reporter};
 pub use stats::{ConnectionState, Stats, StatsReporter, SubscriptionState, SubscriptionStats};
 pub use subscription::{Message, StartPosition, Subscribe, Subscription};
-

@@ -273,6 +273,8 @@ impl<R: Reporter> Emitter<R> {
     #[inline(always)]
     pub(crate) fn emit(&self, kind: EventKind, build: impl FnOnce() -> CoordinatorEvent) {
         if self.wants(kind) {
+            #[cfg(feature = "testing")]
+            crate::testing::count_built();
             self.deliver(build());
         }
     }

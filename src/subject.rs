@@ -154,8 +154,12 @@ mod tests {
 
     #[test]
     fn names_are_portable() {
-        validate_name("stream name", ErrorKind::InvalidStreamName, "HERALD_events-1")
-            .expect("valid");
+        validate_name(
+            "stream name",
+            ErrorKind::InvalidStreamName,
+            "HERALD_events-1",
+        )
+        .expect("valid");
         for bad in ["", "a.b", "a b", "a/b", "a*", "é"] {
             assert!(
                 validate_name("stream name", ErrorKind::InvalidStreamName, bad).is_err(),

@@ -70,7 +70,12 @@ impl fmt::Display for StartPosition {
             Self::All => f.write_str("the first stored message"),
             Self::Sequence(seq) => write!(f, "sequence {seq}"),
             Self::Time(t) => match t.duration_since(SystemTime::UNIX_EPOCH) {
-                Ok(d) => write!(f, "time {}.{:03}s since the epoch", d.as_secs(), d.subsec_millis()),
+                Ok(d) => write!(
+                    f,
+                    "time {}.{:03}s since the epoch",
+                    d.as_secs(),
+                    d.subsec_millis()
+                ),
                 Err(_) => f.write_str("a time before the epoch"),
             },
             Self::LastProcessed => f.write_str("the last processed message"),
@@ -309,7 +314,11 @@ impl<R: Reporter> fmt::Debug for Subscription<R> {
 }
 
 impl<R: Reporter> Subscription<R> {
-    async fn start(coord: Arc<Inner<R>>, filter: String, options: SubscribeOptions) -> Result<Self> {
+    async fn start(
+        coord: Arc<Inner<R>>,
+        filter: String,
+        options: SubscribeOptions,
+    ) -> Result<Self> {
         coord.check_open()?;
         crate::subject::validate_filter(&filter)?;
         let durable = match options.durable {
@@ -339,11 +348,13 @@ impl<R: Reporter> Subscription<R> {
         let checkpoint = match options.store.load(&key).await {
             Ok(c) => c,
             Err(error) => {
-                emitter.emit(EventKind::CheckpointFailed, || CoordinatorEvent::CheckpointFailed {
-                    stream: stream.clone(),
-                    consumer: consumer.clone(),
-                    seq: 0,
-                    error: error.to_string().into(),
+                emitter.emit(EventKind::CheckpointFailed, || {
+                    CoordinatorEvent::CheckpointFailed {
+                        stream: stream.clone(),
+                        consumer: consumer.clone(),
+                        seq: 0,
+                        error: error.to_string().into(),
+                    }
                 });
                 coord.unregister(&consumer);
                 return Err(error);
@@ -491,14 +502,15 @@ impl<R: Reporter> Subscription<R> {
         self.attempt += 1;
         let delay = self.coord.config.backoff.delay(self.attempt);
         let attempt = self.attempt;
-        self.emitter()
-            .emit(EventKind::Resubscribing, || CoordinatorEvent::Resubscribing {
+        self.emitter().emit(EventKind::Resubscribing, || {
+            CoordinatorEvent::Resubscribing {
                 stream: self.stream.clone(),
                 consumer: self.spec.name.clone(),
                 attempt,
                 delay,
                 cause,
-            });
+            }
+        });
         let backend = self.coord.backend.clone();
         let mut spec = self.spec.clone();
         if let Some(c) = self.cursor {
@@ -543,26 +555,28 @@ impl<R: Reporter> Subscription<R> {
                 if replay.started.is_none() {
                     replay.started = Some(Instant::now());
                     let (from, to) = (*replay.from.get_or_insert(raw.seq), replay.to);
-                    self.emitter()
-                        .emit(EventKind::ReplayStarted, || CoordinatorEvent::ReplayStarted {
+                    self.emitter().emit(EventKind::ReplayStarted, || {
+                        CoordinatorEvent::ReplayStarted {
                             stream: self.stream.clone(),
                             consumer: self.spec.name.clone(),
                             from,
                             to,
-                        });
+                        }
+                    });
                 }
             }
             // Done at `to`, when nothing matching is left, or when a message beyond it arrives.
             let done = !replayed || raw.seq >= replay.to || raw.pending == 0;
             self.replay = (!done).then_some(replay);
             if let (true, Some(started)) = (done, replay.started) {
-                self.emitter()
-                    .emit(EventKind::ReplayCompleted, || CoordinatorEvent::ReplayCompleted {
+                self.emitter().emit(EventKind::ReplayCompleted, || {
+                    CoordinatorEvent::ReplayCompleted {
                         stream: self.stream.clone(),
                         consumer: self.spec.name.clone(),
                         events: replay.events,
                         elapsed: started.elapsed(),
-                    });
+                    }
+                });
             }
         }
 
@@ -590,23 +604,25 @@ impl<R: Reporter> Subscription<R> {
             Fault::HeartbeatMissed => {
                 self.missed_heartbeats += 1;
                 let missed = self.missed_heartbeats;
-                self.emitter()
-                    .emit(EventKind::HeartbeatMissed, || CoordinatorEvent::HeartbeatMissed {
+                self.emitter().emit(EventKind::HeartbeatMissed, || {
+                    CoordinatorEvent::HeartbeatMissed {
                         stream: self.stream.clone(),
                         consumer: self.spec.name.clone(),
                         missed,
-                    });
+                    }
+                });
                 if missed < 2 {
                     return;
                 }
                 ResubscribeCause::HeartbeatsMissed { missed }
             }
             Fault::ConsumerDeleted => {
-                self.emitter()
-                    .emit(EventKind::ConsumerDeleted, || CoordinatorEvent::ConsumerDeleted {
+                self.emitter().emit(EventKind::ConsumerDeleted, || {
+                    CoordinatorEvent::ConsumerDeleted {
                         stream: self.stream.clone(),
                         consumer: self.spec.name.clone(),
-                    });
+                    }
+                });
                 ResubscribeCause::ConsumerDeleted
             }
             Fault::Disconnected => ResubscribeCause::Disconnected,
@@ -687,7 +703,11 @@ impl<R: Reporter> Drop for Subscription<R> {
 }
 
 /// Where a new subscription starts, given its start position, checkpoint and the stream.
-fn initial_cursor(start: StartPosition, checkpoint: Option<u64>, bounds: StreamBounds) -> Option<u64> {
+fn initial_cursor(
+    start: StartPosition,
+    checkpoint: Option<u64>,
+    bounds: StreamBounds,
+) -> Option<u64> {
     match start {
         StartPosition::New => Some(bounds.last),
         StartPosition::All => Some(bounds.first.saturating_sub(1)),
@@ -725,7 +745,9 @@ async fn first_subscribe(
 
 /// A stable, dependency-free 32-bit hash for default durable names.
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 #[cfg(test)]
@@ -751,9 +773,18 @@ mod tests {
         let bounds = b(5, 9);
         assert_eq!(initial_cursor(StartPosition::New, Some(7), bounds), Some(9));
         assert_eq!(initial_cursor(StartPosition::All, Some(7), bounds), Some(4));
-        assert_eq!(initial_cursor(StartPosition::Sequence(6), None, bounds), Some(5));
-        assert_eq!(initial_cursor(StartPosition::LastProcessed, Some(7), bounds), Some(7));
-        assert_eq!(initial_cursor(StartPosition::LastProcessed, None, bounds), Some(4));
+        assert_eq!(
+            initial_cursor(StartPosition::Sequence(6), None, bounds),
+            Some(5)
+        );
+        assert_eq!(
+            initial_cursor(StartPosition::LastProcessed, Some(7), bounds),
+            Some(7)
+        );
+        assert_eq!(
+            initial_cursor(StartPosition::LastProcessed, None, bounds),
+            Some(4)
+        );
         assert_eq!(
             initial_cursor(StartPosition::Time(SystemTime::UNIX_EPOCH), None, bounds),
             None

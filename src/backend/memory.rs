@@ -24,7 +24,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::{
     ConnectionChange, ConnectionListener, ConsumerItem, ConsumerSpec, DeliverFrom, Fault,
-    RawMessage, StreamBounds, StreamReadyInfo, StreamSpec, Stored,
+    RawMessage, Stored, StreamBounds, StreamReadyInfo, StreamSpec,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::subject;
@@ -359,7 +359,12 @@ impl MemoryBackend {
                 .map(|m| m.seq)
                 .unwrap_or(state.last_seq + 1),
         };
-        let id = self.server.inner.next_consumer_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = self
+            .server
+            .inner
+            .next_consumer_id
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
         state.consumers.insert(spec.name.clone(), id);
         drop(state);
         Ok(MemoryConsumer {
@@ -566,7 +571,11 @@ impl MemoryConsumer {
                 self.disconnected_reported = true;
                 return Poll::Ready(ConsumerItem::Fault(Fault::Disconnected));
             }
-            self.stream.state.lock().wakers.insert(self.id, cx.waker().clone());
+            self.stream
+                .state
+                .lock()
+                .wakers
+                .insert(self.id, cx.waker().clone());
             return Poll::Pending;
         }
         let mut state = self.stream.state.lock();
@@ -583,9 +592,11 @@ impl MemoryConsumer {
             state.wakers.insert(self.id, cx.waker().clone());
             drop(state);
             let every = self.heartbeat * 2;
-            let timer = self
-                .missed_timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until((Instant::now() + every).min(until))));
+            let timer = self.missed_timer.get_or_insert_with(|| {
+                Box::pin(tokio::time::sleep_until(
+                    (Instant::now() + every).min(until),
+                ))
+            });
             if timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }

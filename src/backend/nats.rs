@@ -18,7 +18,7 @@ use futures::Stream as _;
 
 use super::{
     ConnectionChange, ConnectionListener, ConsumerItem, ConsumerSpec, DeliverFrom, Fault,
-    RawMessage, StreamBounds, StreamReadyInfo, StreamSpec, Stored,
+    RawMessage, Stored, StreamBounds, StreamReadyInfo, StreamSpec,
 };
 use crate::backoff::Backoff;
 use crate::error::{Error, ErrorKind, Result};
@@ -138,7 +138,11 @@ impl NatsOptions {
     }
 
     /// Authenticates with a user and password.
-    pub fn user_and_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn user_and_password(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
         self.auth = Auth::UserPassword(user.into(), password.into());
         self
     }
@@ -179,7 +183,10 @@ impl NatsOptions {
         self
     }
 
-    async fn connect_options(&self, listener: ConnectionListener) -> Result<async_nats::ConnectOptions> {
+    async fn connect_options(
+        &self,
+        listener: ConnectionListener,
+    ) -> Result<async_nats::ConnectOptions> {
         let mut options = match &self.auth {
             Auth::CredentialsFile(path) => async_nats::ConnectOptions::new()
                 .credentials_file(path)
@@ -281,7 +288,13 @@ pub fn redact_url(urls: &str) -> String {
 /// Redacts every URL-like word in a free text (server and client error messages).
 fn redact_text(text: &str) -> String {
     text.split(' ')
-        .map(|word| if word.contains('@') { redact_url(word) } else { word.to_string() })
+        .map(|word| {
+            if word.contains('@') {
+                redact_url(word)
+            } else {
+                word.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -307,9 +320,10 @@ impl fmt::Debug for NatsBackend {
 fn connect_error(e: async_nats::ConnectError, server: &str) -> Error {
     use async_nats::ConnectErrorKind as K;
     let (kind, what) = match e.kind() {
-        K::AuthorizationViolation | K::Authentication => {
-            (ErrorKind::Authentication, "the server rejected the credentials")
-        }
+        K::AuthorizationViolation | K::Authentication => (
+            ErrorKind::Authentication,
+            "the server rejected the credentials",
+        ),
         K::Tls => (ErrorKind::Tls, "TLS failed"),
         K::TimedOut => (ErrorKind::Timeout, "the connection timed out"),
         K::ServerParse => (ErrorKind::InvalidConfig, "the server address is invalid"),
@@ -336,8 +350,35 @@ fn jetstream_code(error: &(dyn std::error::Error + 'static)) -> Option<jetstream
     None
 }
 
-fn request_error(what: &str, error: impl std::error::Error + Send + Sync + 'static) -> Error {
-    let kind = match jetstream_code(&error) {
+/// Errors whose kind may carry a JetStream API error code.
+trait JetStreamCode: std::error::Error + Send + Sync + Sized + 'static {
+    fn code(&self) -> Option<jetstream::ErrorCode> {
+        jetstream_code(self)
+    }
+}
+
+impl JetStreamCode for jetstream::context::GetStreamError {
+    fn code(&self) -> Option<jetstream::ErrorCode> {
+        match self.kind() {
+            jetstream::context::GetStreamErrorKind::JetStream(e) => Some(e.error_code()),
+            _ => None,
+        }
+    }
+}
+
+impl JetStreamCode for jetstream::stream::ConsumerError {
+    fn code(&self) -> Option<jetstream::ErrorCode> {
+        match self.kind() {
+            jetstream::stream::ConsumerErrorKind::JetStream(e) => Some(e.error_code()),
+            _ => None,
+        }
+    }
+}
+
+impl JetStreamCode for jetstream::context::RequestError {}
+
+fn request_error(what: &str, error: impl JetStreamCode) -> Error {
+    let kind = match error.code() {
         Some(jetstream::ErrorCode::STREAM_NOT_FOUND) => ErrorKind::StreamNotFound,
         Some(jetstream::ErrorCode::CONSUMER_NOT_FOUND) => ErrorKind::ConsumerNotFound,
         Some(_) => ErrorKind::Server,
@@ -413,8 +454,12 @@ impl NatsBackend {
             subjects: vec![spec.subjects.to_string()],
             retention: stream::RetentionPolicy::Limits,
             max_age: spec.max_age,
-            max_messages: spec.max_msgs.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
-            max_bytes: spec.max_bytes.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
+            max_messages: spec
+                .max_msgs
+                .map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
+            max_bytes: spec
+                .max_bytes
+                .map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
             storage: match spec.storage {
                 Storage::File => stream::StorageType::File,
                 Storage::Memory => stream::StorageType::Memory,
@@ -445,7 +490,7 @@ impl NatsBackend {
                 }
                 false
             }
-            Err(e) if jetstream_code(&e) == Some(jetstream::ErrorCode::STREAM_NOT_FOUND) => true,
+            Err(e) if e.code() == Some(jetstream::ErrorCode::STREAM_NOT_FOUND) => true,
             Err(e) => return Err(request_error("could not look up the stream", e)),
         };
         let info = self
@@ -480,7 +525,9 @@ impl NatsBackend {
                 self.js
                     .send_publish(
                         subject,
-                        jetstream::message::PublishMessage::build().payload(payload).message_id(id),
+                        jetstream::message::PublishMessage::build()
+                            .payload(payload)
+                            .message_id(id),
                     )
                     .await
             }
@@ -507,14 +554,18 @@ impl NatsBackend {
             // "No responders" also looks like this during a leader change: only a stream that
             // is confirmed missing is reported as such.
             K::StreamNotFound => match self.js.get_stream(&*self.spec.name).await {
-                Err(ge) if jetstream_code(&ge) == Some(jetstream::ErrorCode::STREAM_NOT_FOUND) => {
+                Err(ge) if ge.code() == Some(jetstream::ErrorCode::STREAM_NOT_FOUND) => {
                     ErrorKind::StreamNotFound
                 }
                 _ => ErrorKind::Timeout,
             },
             _ => ErrorKind::Server,
         };
-        Error::with_source(kind, format!("publish to stream {} failed", self.spec.name), e)
+        Error::with_source(
+            kind,
+            format!("publish to stream {} failed", self.spec.name),
+            e,
+        )
     }
 
     pub(crate) async fn bounds(&self) -> Result<StreamBounds> {
@@ -571,23 +622,23 @@ impl NatsBackend {
 
     pub(crate) async fn delete_consumer(&self, name: &str) -> Result<()> {
         let subject = format!("CONSUMER.DELETE.{}.{name}", self.spec.name);
-        let response: std::result::Result<
-            jetstream::response::Response<serde_json::Value>,
-            _,
-        > = self.js.request(subject, &()).await;
+        let response: std::result::Result<jetstream::response::Response<serde_json::Value>, _> =
+            self.js.request(subject, &serde_json::json!({})).await;
         match response {
             Ok(jetstream::response::Response::Ok(_)) => Ok(()),
             Ok(jetstream::response::Response::Err { error }) => match error.error_code() {
-                jetstream::ErrorCode::CONSUMER_NOT_FOUND | jetstream::ErrorCode::STREAM_NOT_FOUND => {
-                    Ok(())
-                }
+                jetstream::ErrorCode::CONSUMER_NOT_FOUND
+                | jetstream::ErrorCode::STREAM_NOT_FOUND => Ok(()),
                 _ => Err(Error::with_source(
                     ErrorKind::Server,
                     format!("could not delete consumer {name}"),
                     error,
                 )),
             },
-            Err(e) => Err(request_error(&format!("could not delete consumer {name}"), e)),
+            Err(e) => Err(request_error(
+                &format!("could not delete consumer {name}"),
+                e,
+            )),
         }
     }
 }

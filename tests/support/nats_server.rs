@@ -546,12 +546,7 @@ pub fn generate_test_certs(dir: &Path) -> TlsFiles {
     fs::write(dir.join("certs.cnf"), CERTS_CNF).expect("write openssl config for test certs");
     let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -config certs.cnf";
     openssl(dir, &format!("req -x509 {key} -extensions ca_ext -days 3650 -subj /CN=herald-test-ca -keyout ca-key.pem -out ca.pem"));
-    for (name, serial) in [("server", 2), ("client", 3)] {
-        let cn = if name == "server" {
-            "localhost"
-        } else {
-            "herald-client"
-        };
+    for (name, cn, serial) in [("server", "localhost", 2), ("client", "herald-client", 3)] {
         openssl(
             dir,
             &format!("req -new {key} -subj /CN={cn} -keyout {name}-key.pem -out {name}.csr"),
