@@ -322,7 +322,7 @@ impl<R: Reporter> Coordinator<R> {
 
 enum BackendChoice {
     Memory(MemoryServer),
-    Nats(NatsOptions),
+    Nats(Box<NatsOptions>),
 }
 
 /// Configures and connects a [`Coordinator`]; made by [`Coordinator::builder`].
@@ -399,13 +399,13 @@ impl<R: Reporter> Builder<R> {
     /// Uses NATS JetStream at `url` (a comma-separated list is accepted); further NATS settings
     /// with [`nats_options`](Self::nats_options).
     pub fn nats(mut self, url: impl Into<String>) -> Self {
-        self.backend = BackendChoice::Nats(NatsOptions::new(url));
+        self.backend = BackendChoice::Nats(Box::new(NatsOptions::new(url)));
         self
     }
 
     /// Uses NATS JetStream with full connection options (auth, TLS, timeouts).
     pub fn nats_options(mut self, options: NatsOptions) -> Self {
-        self.backend = BackendChoice::Nats(options);
+        self.backend = BackendChoice::Nats(Box::new(options));
         self
     }
 
@@ -589,9 +589,9 @@ impl<R: Reporter> Builder<R> {
                 backend.add_listener(listener);
                 Backend::Memory(backend)
             }
-            BackendChoice::Nats(options) => {
-                Backend::Nats(NatsBackend::connect(options, spec.clone(), listener).await?)
-            }
+            BackendChoice::Nats(options) => Backend::Nats(Arc::new(
+                NatsBackend::connect(*options, spec.clone(), listener).await?,
+            )),
         };
         let max_payload = match &backend {
             Backend::Nats(nats) => nats.max_payload(),
@@ -636,14 +636,15 @@ impl<R: Reporter> Builder<R> {
 fn connection_listener<R: Reporter>(emitter: Arc<Emitter<R>>) -> ConnectionListener {
     let down_since: Mutex<Option<Instant>> = Mutex::new(None);
     Arc::new(move |change| match change {
-        ConnectionChange::Connected { server } => match down_since.lock().take() {
-            Some(since) => emitter.emit(EventKind::Reconnected, || CoordinatorEvent::Reconnected {
-                server,
-                downtime: since.elapsed(),
-            }),
-            // The first connection is reported by `connect` itself, in order with `StreamReady`.
-            None => {}
-        },
+        // The first connection is reported by `connect` itself, in order with `StreamReady`.
+        ConnectionChange::Connected { server } => {
+            if let Some(since) = down_since.lock().take() {
+                emitter.emit(EventKind::Reconnected, || CoordinatorEvent::Reconnected {
+                    server,
+                    downtime: since.elapsed(),
+                })
+            }
+        }
         ConnectionChange::Disconnected { server, cause } => {
             down_since.lock().get_or_insert_with(Instant::now);
             emitter.emit(EventKind::Disconnected, || CoordinatorEvent::Disconnected {
@@ -651,6 +652,8 @@ fn connection_listener<R: Reporter>(emitter: Arc<Emitter<R>>) -> ConnectionListe
                 cause,
             });
         }
+        // async-nats also asks for a delay before the first connection: not a reconnect.
+        ConnectionChange::Reconnecting { .. } if down_since.lock().is_none() => {}
         ConnectionChange::Reconnecting { attempt, delay } => {
             emitter.emit(EventKind::Reconnecting, || CoordinatorEvent::Reconnecting {
                 attempt,

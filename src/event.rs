@@ -516,6 +516,24 @@ impl EventKind {
     }
 }
 
+/// A duration written for people: `850µs`, `42ms`, `1.5s`.
+struct Human(Duration);
+
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d < Duration::from_millis(1) {
+            write!(f, "{}µs", d.as_micros())
+        } else if d < Duration::from_secs(1) {
+            write!(f, "{}ms", d.as_millis())
+        } else if d < Duration::from_secs(120) {
+            write!(f, "{:.1}s", d.as_secs_f64())
+        } else {
+            write!(f, "{}min", d.as_secs() / 60)
+        }
+    }
+}
+
 /// A sequence range `first..=last` written for people.
 fn count(first: u64, last: u64) -> u64 {
     last.saturating_sub(first).saturating_add(1)
@@ -529,10 +547,10 @@ impl fmt::Display for CoordinatorEvent {
                 write!(f, "disconnected from {server}: {cause}")
             }
             Self::Reconnecting { attempt, delay } => {
-                write!(f, "reconnecting (attempt {attempt}) in {delay:?}")
+                write!(f, "reconnecting (attempt {attempt}) in {}", Human(*delay))
             }
             Self::Reconnected { server, downtime } => {
-                write!(f, "reconnected to {server} after {downtime:?} down")
+                write!(f, "reconnected to {server} after {} down", Human(*downtime))
             }
             Self::LameDuck { server } => {
                 write!(f, "server {server} entered lame duck mode and will shut down")
@@ -550,8 +568,14 @@ impl fmt::Display for CoordinatorEvent {
                 ..
             } => write!(
                 f,
-                "stream {stream} {} (max age {max_age:?}, sequences {first_seq}..={last_seq})",
-                if *created { "created" } else { "ready" }
+                "stream {stream} {} (max age {}, {})",
+                if *created { "created" } else { "ready" },
+                Human(*max_age),
+                if *last_seq == 0 || first_seq > last_seq {
+                    format!("empty, next sequence {}", last_seq + 1)
+                } else {
+                    format!("sequences {first_seq}..={last_seq}")
+                }
             ),
             Self::Subscribed {
                 stream,
@@ -588,7 +612,8 @@ impl fmt::Display for CoordinatorEvent {
                 cause,
             } => write!(
                 f,
-                "consumer {consumer} on stream {stream} resubscribing (attempt {attempt}) in {delay:?}: {cause}"
+                "consumer {consumer} on stream {stream} resubscribing (attempt {attempt}) in {}: {cause}",
+                Human(*delay)
             ),
             Self::ConsumerRecreated {
                 stream,
@@ -614,7 +639,8 @@ impl fmt::Display for CoordinatorEvent {
                 elapsed,
             } => write!(
                 f,
-                "consumer {consumer} on stream {stream} replayed {events} events in {elapsed:?}"
+                "consumer {consumer} on stream {stream} replayed {events} events in {}",
+                Human(*elapsed)
             ),
             Self::EventsLost {
                 stream,

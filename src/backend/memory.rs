@@ -22,9 +22,11 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::time::{Instant, Sleep};
 
+#[cfg(feature = "testing")]
+use super::ConnectionChange;
 use super::{
-    ConnectionChange, ConnectionListener, ConsumerItem, ConsumerSpec, DeliverFrom, Fault,
-    RawMessage, Stored, StreamBounds, StreamReadyInfo, StreamSpec,
+    ConnectionListener, ConsumerItem, ConsumerSpec, DeliverFrom, Fault, RawMessage, Stored,
+    StreamBounds, StreamReadyInfo, StreamSpec,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::subject;
@@ -566,6 +568,8 @@ impl fmt::Debug for MemoryConsumer {
 
 impl MemoryConsumer {
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<ConsumerItem> {
+        // A subscriber draining a backlog must still let its runtime's other tasks run.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         if self.server.is_disconnected() {
             if !self.disconnected_reported {
                 self.disconnected_reported = true;
@@ -619,6 +623,7 @@ impl MemoryConsumer {
                 let pending = u64::from(state.find(m.seq + 1, &self.filter).is_some());
                 self.next_seq = m.seq + 1;
                 self.consumer_seq += 1;
+                coop.made_progress();
                 Poll::Ready(ConsumerItem::Message(RawMessage {
                     seq: m.seq,
                     consumer_seq: self.consumer_seq,

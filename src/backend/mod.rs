@@ -118,7 +118,7 @@ pub(crate) struct Stored {
 #[derive(Clone, Debug)]
 pub(crate) enum Backend {
     Memory(memory::MemoryBackend),
-    Nats(nats::NatsBackend),
+    Nats(Arc<nats::NatsBackend>),
 }
 
 impl Backend {

@@ -228,7 +228,12 @@ impl NatsOptions {
             .max_reconnects(None)
             .reconnect_delay_callback(move |attempts| {
                 let attempt = u32::try_from(attempts).unwrap_or(u32::MAX).max(1);
-                let delay = backoff.delay(attempt);
+                // The first attempt after a disconnect is immediate, as async-nats's default.
+                let delay = if attempt <= 1 {
+                    Duration::ZERO
+                } else {
+                    backoff.delay(attempt - 1)
+                };
                 on_reconnect(ConnectionChange::Reconnecting { attempt, delay });
                 delay
             })
