@@ -185,9 +185,22 @@ impl NatsOptions {
 
     async fn connect_options(
         &self,
+        addrs: &[async_nats::ServerAddr],
         listener: ConnectionListener,
     ) -> Result<async_nats::ConnectOptions> {
-        let mut options = match &self.auth {
+        // async-nats ignores credentials written in the URL: honour them unless set explicitly.
+        let from_url = addrs.iter().find_map(|a| {
+            let user = a.username()?.to_string();
+            Some(match a.password() {
+                Some(password) => Auth::UserPassword(user, password.to_string()),
+                None => Auth::Token(user),
+            })
+        });
+        let auth = match (&self.auth, from_url) {
+            (Auth::None, Some(auth)) => auth,
+            (auth, _) => auth.clone(),
+        };
+        let mut options = match &auth {
             Auth::CredentialsFile(path) => async_nats::ConnectOptions::new()
                 .credentials_file(path)
                 .await
@@ -200,7 +213,7 @@ impl NatsOptions {
                 })?,
             _ => async_nats::ConnectOptions::new(),
         };
-        options = match &self.auth {
+        options = match &auth {
             Auth::UserPassword(user, password) => {
                 options.user_and_password(user.clone(), password.clone())
             }
@@ -419,7 +432,7 @@ impl NatsBackend {
                 )
             })?;
         let client = options
-            .connect_options(listener)
+            .connect_options(&addrs, listener)
             .await?
             .connect(addrs)
             .await
