@@ -1,0 +1,1 @@
+//! Herald reporter crate `herald-channel` (in progress).

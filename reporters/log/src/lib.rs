@@ -1,0 +1,1 @@
+//! Herald reporter crate `herald-log` (in progress).
