@@ -371,3 +371,33 @@ async fn recovers_without_loss_after_heartbeats_stop(target: Target) {
     assert_eq!(missed.first(), Some(&1), "{:?}", rec.kinds());
 }
 on_both_backends!(recovers_without_loss_after_heartbeats_stop);
+
+async fn batched_publish_stores_in_order_and_validates_first(target: Target) {
+    let c = target
+        .builder()
+        .stream("BATCH")
+        .connect()
+        .await
+        .expect("connect");
+    let items: Vec<(String, String)> = (0..1500)
+        .map(|i| (format!("k.{i}"), format!("{i}")))
+        .collect();
+    let seqs = c.publish_batch(items).await.expect("batch");
+    assert_eq!(seqs, (1..=1500).collect::<Vec<_>>());
+    let err = c
+        .publish_batch([("ok.1", "x"), ("bad..key", "x")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), herald::ErrorKind::InvalidSubject);
+    // Nothing of the bad batch was stored.
+    assert_eq!(c.publish("next", "x").await.expect("publish"), 1501);
+    let mut sub = c
+        .subscribe(">")
+        .start(StartPosition::Sequence(1499))
+        .await
+        .expect("sub");
+    let got = support::take(&mut sub, 3).await;
+    assert_eq!(support::seqs(&got), vec![1499, 1500, 1501]);
+    assert_eq!(&got[0].payload[..], b"1498");
+}
+on_both_backends!(batched_publish_stores_in_order_and_validates_first);

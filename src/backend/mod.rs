@@ -149,6 +149,17 @@ impl Backend {
         }
     }
 
+    /// Publishes many messages, pipelined where the backend can; one result per message.
+    pub(crate) async fn publish_batch(&self, items: Vec<(Arc<str>, Bytes)>) -> Vec<Result<Stored>> {
+        match self {
+            Backend::Memory(b) => items
+                .into_iter()
+                .map(|(subject, payload)| b.publish(&subject, payload, None))
+                .collect(),
+            Backend::Nats(b) => b.publish_batch(items).await,
+        }
+    }
+
     pub(crate) async fn bounds(&self) -> Result<StreamBounds> {
         match self {
             Backend::Memory(b) => b.bounds(),

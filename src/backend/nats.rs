@@ -563,6 +563,50 @@ impl NatsBackend {
         }
     }
 
+    /// Pipelined publish: keeps up to `WINDOW` acknowledgements in flight and returns one result
+    /// per message, in order.
+    pub(crate) async fn publish_batch(&self, items: Vec<(Arc<str>, Bytes)>) -> Vec<Result<Stored>> {
+        const WINDOW: usize = 512;
+        let mut results = Vec::with_capacity(items.len());
+        let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
+        for (subject, payload) in items {
+            if in_flight.len() == WINDOW {
+                if let Some(pending) = in_flight.pop_front() {
+                    results.push(self.settle(pending).await);
+                }
+            }
+            let sent = self
+                .js
+                .publish(async_nats::Subject::from(&*subject), payload)
+                .await;
+            in_flight.push_back(sent);
+        }
+        for pending in in_flight {
+            results.push(self.settle(pending).await);
+        }
+        results
+    }
+
+    async fn settle(
+        &self,
+        sent: std::result::Result<
+            jetstream::context::PublishAckFuture,
+            jetstream::context::PublishError,
+        >,
+    ) -> Result<Stored> {
+        let ack = match sent {
+            Ok(future) => future.await,
+            Err(e) => Err(e),
+        };
+        match ack {
+            Ok(ack) => Ok(Stored {
+                seq: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
+            Err(e) => Err(self.publish_error(e).await),
+        }
+    }
+
     async fn publish_error(&self, e: jetstream::context::PublishError) -> Error {
         use jetstream::context::PublishErrorKind as K;
         let kind = match e.kind() {
