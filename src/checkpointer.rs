@@ -52,6 +52,12 @@ impl Acks {
         self.saved.load(Ordering::Acquire)
     }
 
+    /// Starts over after the stream was reset: positions from the old stream mean nothing.
+    pub(crate) fn reset(&self) {
+        self.acked.store(0, Ordering::Release);
+        self.saved.store(0, Ordering::Release);
+    }
+
     /// Asks the checkpointer to save what is acknowledged and stop.
     pub(crate) fn close(&self) {
         self.closing.store(true, Ordering::Release);

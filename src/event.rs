@@ -137,6 +137,8 @@ event_kinds! {
     ReplayCompleted = "replay_completed",
     /// See [`CoordinatorEvent::EventsLost`].
     EventsLost = "events_lost",
+    /// See [`CoordinatorEvent::StreamReset`].
+    StreamReset = "stream_reset",
     /// See [`CoordinatorEvent::CheckpointSaved`].
     CheckpointSaved = "checkpoint_saved",
     /// See [`CoordinatorEvent::CheckpointFailed`].
@@ -345,6 +347,18 @@ pub enum CoordinatorEvent {
         /// Last lost stream sequence.
         last: u64,
     },
+    /// The stream's sequences went backwards (it was deleted and recreated): the subscription
+    /// starts over at the new stream's first sequence, and its checkpoint with it.
+    StreamReset {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// The position the subscription had reached on the old stream.
+        position: u64,
+        /// The new stream's last sequence.
+        last_seq: u64,
+    },
     /// The checkpoint was written to its store.
     CheckpointSaved {
         /// The stream.
@@ -447,6 +461,7 @@ impl CoordinatorEvent {
             Self::ReplayStarted { .. } => EventKind::ReplayStarted,
             Self::ReplayCompleted { .. } => EventKind::ReplayCompleted,
             Self::EventsLost { .. } => EventKind::EventsLost,
+            Self::StreamReset { .. } => EventKind::StreamReset,
             Self::CheckpointSaved { .. } => EventKind::CheckpointSaved,
             Self::CheckpointFailed { .. } => EventKind::CheckpointFailed,
             Self::Unsubscribed { .. } => EventKind::Unsubscribed,
@@ -474,6 +489,7 @@ impl CoordinatorEvent {
             | Self::ReplayStarted { consumer, .. }
             | Self::ReplayCompleted { consumer, .. }
             | Self::EventsLost { consumer, .. }
+            | Self::StreamReset { consumer, .. }
             | Self::CheckpointSaved { consumer, .. }
             | Self::CheckpointFailed { consumer, .. }
             | Self::Unsubscribed { consumer, .. }
@@ -511,6 +527,7 @@ impl EventKind {
             EventKind::ServerError
             | EventKind::ConsumerDeleted
             | EventKind::EventsLost
+            | EventKind::StreamReset
             | EventKind::CheckpointFailed => Severity::Error,
         }
     }
@@ -651,6 +668,15 @@ impl fmt::Display for CoordinatorEvent {
                 f,
                 "consumer {consumer} on stream {stream} lost events {first}..={last} ({} events) to retention before they were delivered",
                 count(*first, *last)
+            ),
+            Self::StreamReset {
+                stream,
+                consumer,
+                position,
+                last_seq,
+            } => write!(
+                f,
+                "stream {stream} was reset (last sequence {last_seq}, below position {position} of consumer {consumer}): starting over at its first sequence"
             ),
             Self::CheckpointSaved {
                 stream,

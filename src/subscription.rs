@@ -254,6 +254,40 @@ struct Replay {
 struct Resumed {
     consumer: Consumer,
     bounds: StreamBounds,
+    /// The cursor the new consumer starts after.
+    cursor: Option<u64>,
+    /// Set when the stream's sequences went backwards (deleted and recreated): the position
+    /// the subscription had reached.
+    reset_from: Option<u64>,
+}
+
+/// Opens a consumer: removes the old one (a crashed process may have left it), reads the
+/// bounds, picks the cursor (`cursor_for`), notices a stream that was reset below `high_water`,
+/// and creates the consumer after the cursor.
+async fn open_consumer(
+    backend: Backend,
+    mut spec: ConsumerSpec,
+    cursor_for: impl FnOnce(StreamBounds) -> Option<u64>,
+    high_water: u64,
+) -> Result<Resumed> {
+    backend.delete_consumer(&spec.name).await?;
+    let bounds = backend.bounds().await?;
+    let reset = high_water > bounds.last;
+    let cursor = if reset {
+        Some(bounds.first.saturating_sub(1))
+    } else {
+        cursor_for(bounds)
+    };
+    if let Some(c) = cursor {
+        spec.from = DeliverFrom::Sequence(c + 1);
+    }
+    let consumer = backend.create_consumer(&spec).await?;
+    Ok(Resumed {
+        consumer,
+        bounds,
+        cursor,
+        reset_from: reset.then_some(high_water),
+    })
 }
 
 enum State {
@@ -293,6 +327,9 @@ pub struct Subscription<R: Reporter = NullReporter> {
     state: State,
     /// Highest stream sequence accounted for; `None` until the first message of a `Time` start.
     cursor: Option<u64>,
+    /// Highest sequence known to have been reached (delivered, or the checkpoint resumed from):
+    /// a stream whose last sequence is below it was reset.
+    high_water: u64,
     /// Whether the filter matches every subject of the stream, so a stream-sequence jump is loss.
     covers_stream: bool,
     expected_consumer_seq: u64,
@@ -361,7 +398,7 @@ impl<R: Reporter> Subscription<R> {
             }
         };
 
-        let mut spec = ConsumerSpec {
+        let spec = ConsumerSpec {
             name: consumer.clone(),
             filter: full_filter.clone(),
             from: match options.start {
@@ -370,8 +407,19 @@ impl<R: Reporter> Subscription<R> {
             },
             heartbeat,
         };
-        let first = first_subscribe(&coord.backend, &mut spec, options.start, checkpoint).await;
-        let (resumed, cursor) = match first {
+        let high_water = match options.start {
+            StartPosition::LastProcessed => checkpoint.unwrap_or(0),
+            _ => 0,
+        };
+        let start = options.start;
+        let opened = open_consumer(
+            coord.backend.clone(),
+            spec.clone(),
+            move |bounds| initial_cursor(start, checkpoint, bounds),
+            high_water,
+        )
+        .await;
+        let resumed = match opened {
             Ok(r) => r,
             Err(e) => {
                 coord.unregister(&consumer);
@@ -405,7 +453,8 @@ impl<R: Reporter> Subscription<R> {
             acks,
             checkpointer: Some(checkpointer),
             state: State::Done,
-            cursor,
+            cursor: resumed.cursor,
+            high_water,
             expected_consumer_seq: 1,
             missed_heartbeats: 0,
             attempt: 0,
@@ -468,7 +517,24 @@ impl<R: Reporter> Subscription<R> {
 
     /// A (re)subscribe succeeded: report loss and replay as the bounds say, and stream.
     fn on_resumed(&mut self, resumed: Resumed) {
-        let Resumed { consumer, bounds } = resumed;
+        let Resumed {
+            consumer,
+            bounds,
+            cursor,
+            reset_from,
+        } = resumed;
+        if let Some(position) = reset_from {
+            self.emitter()
+                .emit(EventKind::StreamReset, || CoordinatorEvent::StreamReset {
+                    stream: self.stream.clone(),
+                    consumer: self.spec.name.clone(),
+                    position,
+                    last_seq: bounds.last,
+                });
+            self.high_water = 0;
+            self.acks.reset();
+        }
+        self.cursor = cursor;
         let lost = self.cursor.and_then(|c| lost_range(c, bounds));
         if let Some((first, last)) = lost {
             self.report_lost(first, last);
@@ -512,16 +578,11 @@ impl<R: Reporter> Subscription<R> {
             }
         });
         let backend = self.coord.backend.clone();
-        let mut spec = self.spec.clone();
-        if let Some(c) = self.cursor {
-            spec.from = DeliverFrom::Sequence(c + 1);
-        }
+        let spec = self.spec.clone();
+        let (cursor, high_water) = (self.cursor, self.high_water);
         self.state = State::Resubscribing(Box::pin(async move {
             tokio::time::sleep(delay).await;
-            backend.delete_consumer(&spec.name).await?;
-            let bounds = backend.bounds().await?;
-            let consumer = backend.create_consumer(&spec).await?;
-            Ok(Resumed { consumer, bounds })
+            open_consumer(backend, spec, move |_| cursor, high_water).await
         }));
     }
 
@@ -547,6 +608,7 @@ impl<R: Reporter> Subscription<R> {
             }
         }
         self.cursor = Some(raw.seq);
+        self.high_water = self.high_water.max(raw.seq);
 
         let replayed = self.replay.is_some_and(|r| raw.seq <= r.to);
         if let Some(mut replay) = self.replay {
@@ -722,25 +784,6 @@ fn initial_cursor(
 /// The stream sequences retention removed after `cursor`: `cursor + 1 ..= first - 1`.
 fn lost_range(cursor: u64, bounds: StreamBounds) -> Option<(u64, u64)> {
     (bounds.first > cursor + 1 && cursor < bounds.last).then(|| (cursor + 1, bounds.first - 1))
-}
-
-/// The first subscribe: removes a consumer a previous process may have left, reads the bounds,
-/// picks the cursor from the start position and checkpoint, and creates the consumer. Errors are
-/// returned to the caller of `subscribe`, who has not yet been handed a subscription.
-async fn first_subscribe(
-    backend: &Backend,
-    spec: &mut ConsumerSpec,
-    start: StartPosition,
-    checkpoint: Option<u64>,
-) -> Result<(Resumed, Option<u64>)> {
-    backend.delete_consumer(&spec.name).await?;
-    let bounds = backend.bounds().await?;
-    let cursor = initial_cursor(start, checkpoint, bounds);
-    if let Some(c) = cursor {
-        spec.from = DeliverFrom::Sequence(c + 1);
-    }
-    let consumer = backend.create_consumer(spec).await?;
-    Ok((Resumed { consumer, bounds }, cursor))
 }
 
 /// A stable, dependency-free 32-bit hash for default durable names.

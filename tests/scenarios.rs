@@ -401,3 +401,84 @@ async fn batched_publish_stores_in_order_and_validates_first(target: Target) {
     assert_eq!(&got[0].payload[..], b"1498");
 }
 on_both_backends!(batched_publish_stores_in_order_and_validates_first);
+
+async fn a_deleted_and_recreated_stream_starts_over_and_says_so(target: Target) {
+    let rec = Recorder::new();
+    let c = target
+        .builder()
+        .stream("RESET")
+        .reporter(rec.clone())
+        .connect()
+        .await
+        .expect("connect");
+    let mut sub = c
+        .subscribe(">")
+        .start(StartPosition::All)
+        .await
+        .expect("subscribe");
+    publish_n(&c, 5).await;
+    assert_eq!(take_seqs(&mut sub, 5).await, vec![1, 2, 3, 4, 5]);
+
+    target.delete_stream("RESET").await;
+    // The subscription notices, recreates the stream (Herald owns its definition) and starts
+    // over: the new stream's sequences start at 1 again.
+    let reader = tokio::spawn(async move {
+        let seqs = take_seqs(&mut sub, 3).await;
+        (sub, seqs)
+    });
+    rec.wait_for(EventKind::StreamReset).await;
+    assert_eq!(publish_n(&c, 3).await, vec![1, 2, 3]);
+    let (_sub, seqs) = reader.await.expect("join");
+    assert_eq!(seqs, vec![1, 2, 3]);
+    assert!(rec.events().iter().any(|e| matches!(
+        e,
+        CoordinatorEvent::StreamReset {
+            position: 5,
+            last_seq: 0,
+            ..
+        }
+    )));
+    assert_eq!(rec.count(EventKind::EventsLost), 0, "{:?}", rec.kinds());
+}
+on_both_backends!(a_deleted_and_recreated_stream_starts_over_and_says_so);
+
+async fn a_purge_reports_exactly_what_was_not_yet_delivered(target: Target) {
+    let rec = Recorder::new();
+    let c = target
+        .builder()
+        .stream("PURGE")
+        .reporter(rec.clone())
+        .connect()
+        .await
+        .expect("connect");
+    let mut sub = c
+        .subscribe(">")
+        .start(StartPosition::All)
+        .await
+        .expect("subscribe");
+    publish_n(&c, 3).await;
+    assert_eq!(take_seqs(&mut sub, 3).await, vec![1, 2, 3]);
+    // The subscriber falls behind by 4..=6, then the stream is purged.
+    target.delete_consumer("PURGE", sub.consumer_name()).await;
+    publish_n(&c, 3).await;
+    target.purge("PURGE").await;
+    publish_n(&c, 2).await;
+    assert_eq!(take_seqs(&mut sub, 2).await, vec![7, 8]);
+    let lost: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter(|e| e.kind() == EventKind::EventsLost)
+        .collect();
+    assert!(
+        matches!(
+            lost[..],
+            [CoordinatorEvent::EventsLost {
+                first: 4,
+                last: 6,
+                ..
+            }]
+        ),
+        "{lost:?}"
+    );
+}
+on_both_backends!(a_purge_reports_exactly_what_was_not_yet_delivered);

@@ -132,6 +132,32 @@ impl MemoryServer {
         existed
     }
 
+    /// Deletes a stream with its messages and consumers, as an operator would. The next
+    /// coordinator call recreates it empty (its sequences start at 1 again).
+    pub fn delete_stream(&self, stream: &str) -> bool {
+        let Some(stream) = self.inner.streams.lock().remove(stream) else {
+            return false;
+        };
+        let mut state = stream.state.lock();
+        state.consumers.clear();
+        state.wake_all();
+        true
+    }
+
+    /// Removes every message of `stream`, keeping its sequence numbers; returns how many.
+    pub fn purge(&self, stream: &str) -> usize {
+        let Some(stream) = self.stream(stream) else {
+            return 0;
+        };
+        let mut state = stream.state.lock();
+        let n = state.messages.len();
+        while !state.messages.is_empty() {
+            state.pop_front();
+        }
+        state.first_seq = state.last_seq + 1;
+        n
+    }
+
     /// The names of `stream`'s consumers, sorted.
     pub fn consumer_names(&self, stream: &str) -> Vec<String> {
         let Some(stream) = self.stream(stream) else {
@@ -260,7 +286,12 @@ impl MemoryBackend {
         Ok(())
     }
 
+    /// The stream; one deleted underneath the coordinator is recreated, as on NATS.
     fn stream(&self) -> Result<Arc<MemoryStream>> {
+        if let Some(stream) = self.server.stream(&self.spec.name) {
+            return Ok(stream);
+        }
+        self.ensure_stream()?;
         self.server.stream(&self.spec.name).ok_or_else(|| {
             Error::new(
                 ErrorKind::StreamNotFound,

@@ -616,7 +616,12 @@ impl NatsBackend {
             // "No responders" also looks like this during a leader change: only a stream that
             // is confirmed missing is reported as such.
             K::StreamNotFound => match self.js.get_stream(&*self.spec.name).await {
+                // Deleted underneath us: Herald owns the stream's definition, so it recreates
+                // it and the publish is retried.
                 Err(ge) if ge.code() == Some(jetstream::ErrorCode::STREAM_NOT_FOUND) => {
+                    if let Err(recreate) = self.ensure_stream().await {
+                        return recreate;
+                    }
                     ErrorKind::StreamNotFound
                 }
                 _ => ErrorKind::Timeout,
@@ -630,13 +635,15 @@ impl NatsBackend {
         )
     }
 
+    /// The stream's bounds; a stream deleted underneath Herald is recreated (empty).
     pub(crate) async fn bounds(&self) -> Result<StreamBounds> {
-        let stream = self
-            .js
-            .get_stream(&*self.spec.name)
-            .await
-            .map_err(|e| request_error("could not read the stream's state", e))?;
-        Ok(bounds_of(&stream.cached_info().state))
+        match self.js.get_stream(&*self.spec.name).await {
+            Ok(stream) => Ok(bounds_of(&stream.cached_info().state)),
+            Err(e) if e.code() == Some(jetstream::ErrorCode::STREAM_NOT_FOUND) => {
+                Ok(self.ensure_stream().await?.bounds)
+            }
+            Err(e) => Err(request_error("could not read the stream's state", e)),
+        }
     }
 
     pub(crate) async fn create_consumer(&self, spec: &ConsumerSpec) -> Result<NatsConsumer> {

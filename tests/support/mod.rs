@@ -219,6 +219,38 @@ impl Target {
         }
     }
 
+    /// Deletes a stream as an operator would.
+    pub async fn delete_stream(&self, stream: &str) {
+        match self {
+            Target::Memory(server) => assert!(server.delete_stream(stream)),
+            Target::Nats(server) => {
+                jetstream(server)
+                    .await
+                    .delete_stream(stream)
+                    .await
+                    .expect("delete stream");
+            }
+        }
+    }
+
+    /// Purges a stream's messages (sequences go on).
+    pub async fn purge(&self, stream: &str) {
+        match self {
+            Target::Memory(server) => {
+                server.purge(stream);
+            }
+            Target::Nats(server) => {
+                let js = jetstream(server).await;
+                js.get_stream(stream)
+                    .await
+                    .expect("stream")
+                    .purge()
+                    .await
+                    .expect("purge");
+            }
+        }
+    }
+
     /// The names of `stream`'s consumers on the server.
     pub async fn consumer_names(&self, stream: &str) -> Vec<String> {
         match self {
