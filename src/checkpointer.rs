@@ -22,6 +22,10 @@ pub(crate) struct Acks {
     every: u64,
     closing: AtomicBool,
     wake: Notify,
+    /// Sequences that must not be passed by the checkpoint (undecodable messages under
+    /// `DecodePolicy::Hold`); `holding` keeps the hot path free of the lock when empty.
+    held: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
+    holding: AtomicBool,
 }
 
 impl Acks {
@@ -32,6 +36,36 @@ impl Acks {
             every: every.max(1),
             closing: AtomicBool::new(false),
             wake: Notify::new(),
+            held: parking_lot::Mutex::new(std::collections::BTreeSet::new()),
+            holding: AtomicBool::new(false),
+        }
+    }
+
+    /// Keeps the checkpoint below `seq` until [`release`](Self::release)`(seq)`.
+    pub(crate) fn hold(&self, seq: u64) {
+        let mut held = self.held.lock();
+        held.insert(seq);
+        self.holding.store(true, Ordering::Release);
+    }
+
+    /// Lets the checkpoint move past `seq` again.
+    pub(crate) fn release(&self, seq: u64) {
+        let mut held = self.held.lock();
+        held.remove(&seq);
+        self.holding.store(!held.is_empty(), Ordering::Release);
+        drop(held);
+        self.wake.notify_one();
+    }
+
+    /// What may be saved now: the acknowledged mark, kept below the first held sequence.
+    pub(crate) fn saveable(&self) -> u64 {
+        let acked = self.acked();
+        if !self.holding.load(Ordering::Acquire) {
+            return acked;
+        }
+        match self.held.lock().first() {
+            Some(first) => acked.min(first - 1),
+            None => acked,
         }
     }
 
@@ -79,7 +113,7 @@ pub(crate) async fn run<R: Reporter>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let closing = acks.closing.load(Ordering::Acquire);
-        let acked = acks.acked();
+        let acked = acks.saveable();
         if acked > acks.saved() {
             match store.save(&key, acked).await {
                 Ok(()) => {

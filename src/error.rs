@@ -55,6 +55,8 @@ pub enum ErrorKind {
     ConsumerNotFound,
     /// The server reported an error that has no more specific kind.
     Server,
+    /// A payload could not be decoded into the subscription's type.
+    Decode,
     /// The coordinator has been shut down.
     Shutdown,
 }

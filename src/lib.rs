@@ -63,6 +63,7 @@ mod subject;
 mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod typed;
 
 pub use backend::memory::MemoryServer;
 pub use backend::nats::{redact_url, NatsOptions};
@@ -76,3 +77,4 @@ pub use event::{CoordinatorEvent, EventKind, ResubscribeCause, Severity};
 pub use reporter::{NullReporter, Reporter};
 pub use stats::{ConnectionState, Stats, StatsReporter, SubscriptionState, SubscriptionStats};
 pub use subscription::{Message, StartPosition, Subscribe, Subscription};
+pub use typed::{DecodePolicy, Decoded, JsonSubscription};

@@ -480,6 +480,21 @@ impl<R: Reporter> Subscription<R> {
         self.acks.acked()
     }
 
+    pub(crate) fn acks(&self) -> &Acks {
+        &self.acks
+    }
+
+    /// Reports an event about this subscription, built only when wanted.
+    pub(crate) fn report(
+        &self,
+        kind: EventKind,
+        build: impl FnOnce(Arc<str>, Arc<str>) -> CoordinatorEvent,
+    ) {
+        self.coord
+            .emitter
+            .emit(kind, || build(self.stream.clone(), self.spec.name.clone()));
+    }
+
     /// The highest acknowledged sequence that has been saved in the checkpoint store.
     pub fn last_saved(&self) -> u64 {
         self.acks.saved()
