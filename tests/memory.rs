@@ -244,3 +244,46 @@ async fn stats_snapshot_follows_the_events() {
     assert_eq!(sub_stats.recreations, 1);
     assert_eq!(sub_stats.state, herald::SubscriptionState::Live);
 }
+
+#[tokio::test]
+async fn a_publish_that_cannot_land_before_its_deadline_says_so() {
+    let server = MemoryServer::new();
+    let rec = Recorder::everything();
+    let c = Coordinator::builder()
+        .memory_server(server.clone())
+        .publish_deadline(Duration::from_millis(200))
+        .backoff(herald::Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(40),
+        })
+        .reporter(rec.clone())
+        .connect()
+        .await
+        .expect("connect");
+    server.disconnect();
+    let err = c.publish("k", "x").await.unwrap_err();
+    assert_eq!(err.kind(), herald::ErrorKind::DeadlineExceeded, "{err}");
+    let attempts: Vec<(u32, bool)> = rec
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            CoordinatorEvent::PublishFailed {
+                attempt,
+                will_retry,
+                ..
+            } => Some((*attempt, *will_retry)),
+            _ => None,
+        })
+        .collect();
+    assert!(attempts.len() >= 2, "{attempts:?}");
+    assert!(attempts[..attempts.len() - 1]
+        .iter()
+        .all(|(_, retry)| *retry));
+    assert_eq!(attempts.last().map(|a| a.1), Some(false));
+    server.reconnect();
+    assert_eq!(
+        c.publish("k", "x").await.expect("publish"),
+        1,
+        "nothing was stored before"
+    );
+}

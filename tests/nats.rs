@@ -368,3 +368,29 @@ async fn subscriptions_on_different_filters_never_share_a_consumer() {
     assert_eq!(target.consumer_names("NAMES").await.len(), 2);
     let _ = DEADLINE;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nkey_seed_is_accepted_and_an_unknown_one_rejected() {
+    let user = nkeys::KeyPair::new_user();
+    let server = NatsServer::start_with(ServerConfig {
+        extra: format!(
+            "authorization {{ users = [ {{ nkey: \"{}\" }} ] }}",
+            user.public_key()
+        ),
+        ..Default::default()
+    });
+    let seed = user.seed().expect("seed");
+    Coordinator::builder()
+        .nats_options(fast(server.url()).nkey(seed.clone()))
+        .connect()
+        .await
+        .expect("nkey accepted");
+    let stranger = nkeys::KeyPair::new_user().seed().expect("seed");
+    let err = Coordinator::builder()
+        .nats_options(fast(server.url()).nkey(stranger.clone()))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
+    assert!(!format!("{err} {err:?}").contains(&stranger));
+}
