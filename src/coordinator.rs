@@ -51,6 +51,9 @@ pub(crate) struct Config {
     pub(crate) max_payload: usize,
 }
 
+/// The open subscriptions, by consumer name; the connection listener tells them of reconnects.
+type Subscriptions = Arc<Mutex<HashMap<Arc<str>, Arc<Shared>>>>;
+
 /// The coordinator's shared state; subscriptions hold it too.
 pub(crate) struct Inner<R> {
     pub(crate) emitter: Arc<Emitter<R>>,
@@ -59,7 +62,7 @@ pub(crate) struct Inner<R> {
     pub(crate) prefix: Arc<str>,
     pub(crate) node: Arc<str>,
     pub(crate) config: Config,
-    subscriptions: Mutex<HashMap<Arc<str>, Arc<Shared>>>,
+    subscriptions: Subscriptions,
     shut: AtomicBool,
 }
 
@@ -655,7 +658,8 @@ impl<R: Reporter> Builder<R> {
             replicas: self.replicas,
         };
         let emitter = Arc::new(Emitter::new(self.reporter));
-        let listener = connection_listener(emitter.clone());
+        let subscriptions = Subscriptions::default();
+        let listener = connection_listener(emitter.clone(), subscriptions.clone());
         let backend = match self.backend {
             BackendChoice::Memory(server) => {
                 let backend = MemoryBackend::new(server, spec.clone());
@@ -697,7 +701,7 @@ impl<R: Reporter> Builder<R> {
                     publish_deadline: self.publish_deadline,
                     max_payload,
                 },
-                subscriptions: Mutex::new(HashMap::new()),
+                subscriptions,
                 shut: AtomicBool::new(false),
             }),
         })
@@ -706,7 +710,13 @@ impl<R: Reporter> Builder<R> {
 
 /// Turns the backend's connection changes into events. A `Connected` after a `Disconnected` is a
 /// reconnect: async-nats has no event of its own for it.
-fn connection_listener<R: Reporter>(emitter: Arc<Emitter<R>>) -> ConnectionListener {
+///
+/// On a reconnect every subscription is told to resubscribe at its cursor + 1 at once, rather
+/// than waiting for missed heartbeats to reveal that a restarted server lost its consumers.
+fn connection_listener<R: Reporter>(
+    emitter: Arc<Emitter<R>>,
+    subscriptions: Subscriptions,
+) -> ConnectionListener {
     let down_since: Mutex<Option<Instant>> = Mutex::new(None);
     Arc::new(move |change| match change {
         // The first connection is reported by `connect` itself, in order with `StreamReady`.
@@ -715,7 +725,10 @@ fn connection_listener<R: Reporter>(emitter: Arc<Emitter<R>>) -> ConnectionListe
                 emitter.emit(EventKind::Reconnected, || CoordinatorEvent::Reconnected {
                     server,
                     downtime: since.elapsed(),
-                })
+                });
+                for sub in subscriptions.lock().values() {
+                    sub.reconnected();
+                }
             }
         }
         ConnectionChange::Disconnected { server, cause } => {

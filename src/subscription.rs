@@ -220,6 +220,7 @@ impl<'a, R: Reporter> std::future::IntoFuture for Subscribe<'a, R> {
 #[derive(Debug)]
 pub(crate) struct Shared {
     closed: AtomicBool,
+    reconnected: AtomicBool,
     shutdown: AtomicBool,
     waker: AtomicWaker,
 }
@@ -228,9 +229,16 @@ impl Shared {
     pub(crate) fn new() -> Self {
         Self {
             closed: AtomicBool::new(false),
+            reconnected: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         }
+    }
+
+    /// The connection came back: the consumer may be gone with a restarted server.
+    pub(crate) fn reconnected(&self) {
+        self.reconnected.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     /// Ends the subscription because the coordinator shut down.
@@ -565,6 +573,8 @@ impl<R: Reporter> Subscription<R> {
             });
         self.expected_consumer_seq = 1;
         self.missed_heartbeats = 0;
+        // This consumer was made after any reconnect already signalled.
+        self.shared.reconnected.store(false, Ordering::Release);
         self.state = State::Streaming(consumer);
     }
 
@@ -732,6 +742,11 @@ impl<R: Reporter> Stream for Subscription<R> {
                     .load(Ordering::Acquire)
                     .then(Error::shutdown);
                 return this.end(error);
+            }
+            if matches!(this.state, State::Streaming(_))
+                && this.shared.reconnected.swap(false, Ordering::AcqRel)
+            {
+                this.resubscribe(ResubscribeCause::Disconnected);
             }
             match &mut this.state {
                 State::Streaming(consumer) => match consumer.poll_next(cx) {

@@ -394,3 +394,42 @@ async fn an_nkey_seed_is_accepted_and_an_unknown_one_rejected() {
     assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
     assert!(!format!("{err} {err:?}").contains(&stranger));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_resubscribes_at_once_without_waiting_for_heartbeats() {
+    let mut server = NatsServer::start();
+    let rec = Recorder::new();
+    let c = Coordinator::builder()
+        .nats_options(fast(server.url()))
+        .stream("RECON")
+        .heartbeat(Duration::from_secs(30)) // heartbeats alone would take a minute to notice
+        .reporter(rec.clone())
+        .connect()
+        .await
+        .expect("connect");
+    let mut sub = c
+        .subscribe(">")
+        .start(StartPosition::All)
+        .await
+        .expect("subscribe");
+    c.publish("k.1", "x").await.expect("publish");
+    assert_eq!(take_seqs(&mut sub, 1).await, vec![1]);
+    server.kill();
+    server.restart(); // in-memory consumers are gone with the old process
+    rec.wait_for(EventKind::Reconnected).await;
+    c.publish("k.2", "x").await.expect("publish after restart");
+    assert_eq!(take_seqs(&mut sub, 1).await, vec![2]);
+    assert_eq!(
+        rec.count(EventKind::HeartbeatMissed),
+        0,
+        "{:?}",
+        rec.kinds()
+    );
+    assert!(rec.events().iter().any(|e| matches!(
+        e,
+        CoordinatorEvent::Resubscribing {
+            cause: herald::ResubscribeCause::Disconnected,
+            ..
+        }
+    )));
+}
