@@ -435,7 +435,9 @@ impl<R: Reporter> Subscription<R> {
             }
         };
 
-        let acks = Arc::new(Acks::new(checkpoint.unwrap_or(0), options.policy.every));
+        // Only a subscription that resumes from its checkpoint inherits it; any other start
+        // position begins a new history that the first acknowledgement overwrites.
+        let acks = Arc::new(Acks::new(high_water, options.policy.every));
         let checkpointer = tokio::spawn(checkpointer::run(
             acks.clone(),
             options.store.clone(),
