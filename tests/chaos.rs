@@ -23,14 +23,7 @@ use support::{jetstream, NatsServer, Recorder};
 const LONG: Duration = Duration::from_secs(120);
 
 fn options(urls: &str) -> NatsOptions {
-    NatsOptions::new(urls)
-        .ping_interval(Duration::from_millis(500))
-        .connection_timeout(Duration::from_secs(1))
-        .request_timeout(Duration::from_secs(2))
-        .reconnect_backoff(herald::Backoff {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(250),
-        })
+    support::fast_options(urls)
 }
 
 async fn node(urls: &str, stream: &str, rec: Arc<Recorder>) -> Coordinator<Arc<Recorder>> {

@@ -10,14 +10,7 @@ use support::nats_server::{generate_test_certs, ServerConfig};
 use support::{take_seqs, NatsServer, Recorder, Target, DEADLINE};
 
 fn fast(url: String) -> NatsOptions {
-    NatsOptions::new(url)
-        .ping_interval(Duration::from_millis(500))
-        .connection_timeout(Duration::from_secs(2))
-        .request_timeout(Duration::from_secs(2))
-        .reconnect_backoff(herald::Backoff {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-        })
+    support::fast_options(&url)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

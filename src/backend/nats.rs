@@ -550,17 +550,7 @@ impl NatsBackend {
                     .await
             }
         };
-        let ack = match sent {
-            Ok(future) => future.await,
-            Err(e) => Err(e),
-        };
-        match ack {
-            Ok(ack) => Ok(Stored {
-                seq: ack.sequence,
-                duplicate: ack.duplicate,
-            }),
-            Err(e) => Err(self.publish_error(e).await),
-        }
+        self.settle(sent).await
     }
 
     /// Pipelined publish: keeps up to `WINDOW` acknowledgements in flight and returns one result

@@ -139,6 +139,18 @@ pub fn seqs(messages: &[Message]) -> Vec<u64> {
     messages.iter().map(|m| m.seq).collect()
 }
 
+/// NATS options for tests: quick pings, timeouts and reconnects, so faults are noticed fast.
+pub fn fast_options(urls: &str) -> herald::NatsOptions {
+    herald::NatsOptions::new(urls)
+        .ping_interval(Duration::from_millis(500))
+        .connection_timeout(Duration::from_secs(2))
+        .request_timeout(Duration::from_secs(2))
+        .reconnect_backoff(herald::Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(250),
+        })
+}
+
 /// Where a scenario runs: the embedded backend, or a nats-server of its own.
 pub enum Target {
     Memory(MemoryServer),
@@ -162,16 +174,9 @@ impl Target {
     pub fn builder(&self) -> Builder {
         let builder = match self {
             Target::Memory(server) => herald::Coordinator::builder().memory_server(server.clone()),
-            Target::Nats(server) => herald::Coordinator::builder().nats_options(
-                herald::NatsOptions::new(server.url())
-                    .ping_interval(Duration::from_millis(500))
-                    .connection_timeout(Duration::from_secs(2))
-                    .request_timeout(Duration::from_secs(2))
-                    .reconnect_backoff(herald::Backoff {
-                        initial: Duration::from_millis(20),
-                        max: Duration::from_millis(200),
-                    }),
-            ),
+            Target::Nats(server) => {
+                herald::Coordinator::builder().nats_options(fast_options(&server.url()))
+            }
         };
         builder
             .heartbeat(Duration::from_millis(300))
