@@ -590,8 +590,8 @@ impl<R: Reporter> Subscription<R> {
             });
     }
 
-    /// Starts recreating the consumer after `cause`.
-    fn resubscribe(&mut self, cause: ResubscribeCause) {
+    /// Starts recreating the consumer; `cause` is only built when the event is wanted.
+    fn resubscribe(&mut self, cause: impl FnOnce() -> ResubscribeCause) {
         self.attempt += 1;
         let delay = self.coord.config.backoff.delay(self.attempt);
         let attempt = self.attempt;
@@ -601,7 +601,7 @@ impl<R: Reporter> Subscription<R> {
                 consumer: self.spec.name.clone(),
                 attempt,
                 delay,
-                cause,
+                cause: cause(),
             }
         });
         let backend = self.coord.backend.clone();
@@ -616,11 +616,8 @@ impl<R: Reporter> Subscription<R> {
     /// Checks a message from the backend; returns it when the application should see it.
     fn accept(&mut self, raw: RawMessage) -> Option<Message> {
         if raw.consumer_seq != self.expected_consumer_seq {
-            let cause = ResubscribeCause::SequenceGap {
-                expected: self.expected_consumer_seq,
-                received: raw.consumer_seq,
-            };
-            self.resubscribe(cause);
+            let (expected, received) = (self.expected_consumer_seq, raw.consumer_seq);
+            self.resubscribe(|| ResubscribeCause::SequenceGap { expected, received });
             return None;
         }
         self.expected_consumer_seq += 1;
@@ -689,7 +686,7 @@ impl<R: Reporter> Subscription<R> {
     }
 
     fn on_fault(&mut self, fault: Fault) {
-        let cause = match fault {
+        match fault {
             Fault::HeartbeatMissed => {
                 self.missed_heartbeats += 1;
                 let missed = self.missed_heartbeats;
@@ -700,10 +697,9 @@ impl<R: Reporter> Subscription<R> {
                         missed,
                     }
                 });
-                if missed < 2 {
-                    return;
+                if missed >= 2 {
+                    self.resubscribe(|| ResubscribeCause::HeartbeatsMissed { missed });
                 }
-                ResubscribeCause::HeartbeatsMissed { missed }
             }
             Fault::ConsumerDeleted => {
                 self.emitter().emit(EventKind::ConsumerDeleted, || {
@@ -712,14 +708,13 @@ impl<R: Reporter> Subscription<R> {
                         consumer: self.spec.name.clone(),
                     }
                 });
-                ResubscribeCause::ConsumerDeleted
+                self.resubscribe(|| ResubscribeCause::ConsumerDeleted);
             }
-            Fault::Disconnected => ResubscribeCause::Disconnected,
-            Fault::Other(error) => ResubscribeCause::Fault {
+            Fault::Disconnected => self.resubscribe(|| ResubscribeCause::Disconnected),
+            Fault::Other(error) => self.resubscribe(|| ResubscribeCause::Fault {
                 error: error.to_string().into(),
-            },
-        };
-        self.resubscribe(cause);
+            }),
+        }
     }
 
     fn end(&mut self, error: Option<Error>) -> Poll<Option<Result<Message>>> {
@@ -748,7 +743,7 @@ impl<R: Reporter> Stream for Subscription<R> {
             if matches!(this.state, State::Streaming(_))
                 && this.shared.reconnected.swap(false, Ordering::AcqRel)
             {
-                this.resubscribe(ResubscribeCause::Disconnected);
+                this.resubscribe(|| ResubscribeCause::Disconnected);
             }
             match &mut this.state {
                 State::Streaming(consumer) => match consumer.poll_next(cx) {
@@ -774,7 +769,7 @@ impl<R: Reporter> Stream for Subscription<R> {
                         this.on_resumed(resumed);
                     }
                     Poll::Ready(Err(error)) if error.is_transient() => {
-                        this.resubscribe(ResubscribeCause::RetryFailed {
+                        this.resubscribe(|| ResubscribeCause::RetryFailed {
                             error: error.to_string().into(),
                         });
                     }
