@@ -366,14 +366,23 @@ impl<R: Reporter> Coordinator<R> {
     }
 
     /// Ends every subscription (each yields one `Shutdown` error, then ends; checkpoints are
-    /// saved), reports `Shutdown`, and refuses further publishes and subscribes.
+    /// saved and consumers deleted), reports `Shutdown`, and refuses further publishes and
+    /// subscribes.
     pub async fn shutdown(&self) {
         if self.inner.shut.swap(true, Ordering::AcqRel) {
             return;
         }
-        let subs: Vec<Arc<Shared>> = self.inner.subscriptions.lock().values().cloned().collect();
-        for sub in &subs {
+        let subs: Vec<(Arc<str>, Arc<Shared>)> = self
+            .inner
+            .subscriptions
+            .lock()
+            .iter()
+            .map(|(name, sub)| (name.clone(), sub.clone()))
+            .collect();
+        for (name, sub) in &subs {
             sub.shut_down();
+            // Best effort: a consumer left behind expires after its inactivity threshold.
+            let _ = self.inner.backend.delete_consumer(name).await;
         }
         if let Backend::Nats(nats) = &self.inner.backend {
             nats.flush().await;

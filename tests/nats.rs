@@ -426,3 +426,19 @@ async fn a_reconnect_resubscribes_at_once_without_waiting_for_heartbeats() {
         }
     )));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_leaves_no_consumer_behind() {
+    let target = Target::nats();
+    let c = target
+        .builder()
+        .stream("BYE")
+        .connect()
+        .await
+        .expect("connect");
+    let _a = c.subscribe("a.>").await.expect("a");
+    let _b = c.subscribe("b.>").await.expect("b");
+    assert_eq!(target.consumer_names("BYE").await.len(), 2);
+    c.shutdown().await;
+    assert!(target.consumer_names("BYE").await.is_empty());
+}
