@@ -443,3 +443,58 @@ async fn a_three_node_cluster_survives_leader_loss_and_a_full_restart() {
     assert_exactly_once_in_order(&events, TOTAL);
     assert!(rec.count(EventKind::Disconnected) >= 1, "{:?}", rec.kinds());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_expiring_while_a_subscriber_process_is_away_are_reported_exactly() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = herald::CheckpointPolicy {
+        every: 1,
+        interval: Duration::from_millis(20),
+    };
+    let connect = |rec: Arc<Recorder>| {
+        Coordinator::builder()
+            .nats_options(options(&server.url()))
+            .stream("AWAY")
+            .node_id("away")
+            .max_age(Duration::from_secs(1))
+            .reporter(rec)
+            .connect()
+    };
+    let progress = AtomicU64::new(0);
+    {
+        let c = connect(Recorder::new()).await.expect("connect");
+        let mut sub = c
+            .subscribe(">")
+            .checkpoint_store(FileCheckpointStore::new(dir.path()))
+            .checkpoint_policy(policy)
+            .await
+            .expect("subscribe");
+        publish_events(&c, 0, 100, &progress).await;
+        assert_exactly_once_in_order(&read_events(&mut sub, 100).await, 100);
+        sub.close().await;
+        // Away: 900 more events are published, and all of them expire.
+        publish_events(&c, 100, 1000, &progress).await;
+        c.shutdown().await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rec = Recorder::new();
+    let c = connect(rec.clone()).await.expect("connect");
+    let mut sub = c
+        .subscribe(">")
+        .checkpoint_store(FileCheckpointStore::new(dir.path()))
+        .await
+        .expect("subscribe");
+    publish_events(&c, 1000, 1100, &progress).await;
+    let events = read_events(&mut sub, 100).await;
+    assert_eq!(events, (1000..1100).collect::<Vec<_>>());
+    let lost: Vec<(u64, u64)> = rec
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            CoordinatorEvent::EventsLost { first, last, .. } => Some((*first, *last)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost, vec![(101, 1000)], "{:?}", rec.kinds());
+}
