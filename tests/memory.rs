@@ -287,3 +287,36 @@ async fn a_publish_that_cannot_land_before_its_deadline_says_so() {
         "nothing was stored before"
     );
 }
+
+#[tokio::test]
+async fn a_consumer_sequence_gap_resubscribes_without_loss() {
+    let server = MemoryServer::new();
+    let rec = Recorder::new();
+    let c = Coordinator::builder()
+        .memory_server(server.clone())
+        .reporter(rec.clone())
+        .connect()
+        .await
+        .expect("connect");
+    let mut sub = c
+        .subscribe(">")
+        .start(StartPosition::All)
+        .await
+        .expect("subscribe");
+    for i in 0..3 {
+        c.publish(&format!("k.{i}"), "x").await.expect("publish");
+    }
+    assert_eq!(take_seqs(&mut sub, 1).await, vec![1]);
+    server.drop_deliveries("HERALD", 1); // sequence 2 is lost on the way
+    assert_eq!(take_seqs(&mut sub, 2).await, vec![2, 3]);
+    assert!(rec.events().iter().any(|e| matches!(
+        e,
+        CoordinatorEvent::Resubscribing {
+            cause: ResubscribeCause::SequenceGap {
+                expected: 2,
+                received: 3
+            },
+            ..
+        }
+    )));
+}

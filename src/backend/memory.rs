@@ -144,6 +144,14 @@ impl MemoryServer {
         true
     }
 
+    /// Loses the next `count` deliveries to `stream`'s consumers between server and client, as a
+    /// client buffer overflowing would: consumers see a consumer-sequence gap.
+    pub fn drop_deliveries(&self, stream: &str, count: u32) {
+        if let Some(stream) = self.stream(stream) {
+            stream.state.lock().drop_deliveries += count;
+        }
+    }
+
     /// Removes every message of `stream`, keeping its sequence numbers; returns how many.
     pub fn purge(&self, stream: &str) -> usize {
         let Some(stream) = self.stream(stream) else {
@@ -477,6 +485,7 @@ impl MemoryStream {
                 wakers: HashMap::new(),
                 dedupe: HashMap::new(),
                 frozen_until: None,
+                drop_deliveries: 0,
             }),
         }
     }
@@ -495,6 +504,8 @@ struct StreamState {
     wakers: HashMap<u64, Waker>,
     dedupe: HashMap<String, (u64, SystemTime)>,
     frozen_until: Option<Instant>,
+    /// Deliveries to lose on the way to the client (fault injection).
+    drop_deliveries: u32,
 }
 
 impl StreamState {
@@ -648,7 +659,15 @@ impl MemoryConsumer {
         state.apply_max_age(SystemTime::now());
         // Messages removed by retention are skipped, as a server does.
         let next = self.next_seq.max(state.first_seq);
-        match state.find(next, &self.filter) {
+        let mut found = state.find(next, &self.filter);
+        while let (Some(index), true) = (found, state.drop_deliveries > 0) {
+            state.drop_deliveries -= 1;
+            let seq = state.messages[index].seq;
+            self.next_seq = seq + 1;
+            self.consumer_seq += 1;
+            found = state.find(seq + 1, &self.filter);
+        }
+        match found {
             Some(index) => {
                 let m = &state.messages[index];
                 let pending = u64::from(state.find(m.seq + 1, &self.filter).is_some());
