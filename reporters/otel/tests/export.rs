@@ -1,0 +1,757 @@
+//! The OpenTelemetry reporter read back through the SDK's in-memory exporters: the exact
+//! instruments, values and attributes after a scripted run of the real coordinator (embedded
+//! backend with fault injection) and after a scripted sequence of events; the log records; what
+//! is never built; and what happens with a dead provider or a panicking logger.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use herald::{
+    Backoff, Coordinator, CoordinatorEvent, ErrorKind, EventKind, MemoryCheckpointStore, Reporter,
+    ResubscribeCause, StartPosition,
+};
+use herald_otel::{names, OtelReporter};
+use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity};
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry::Key;
+use opentelemetry_sdk::logs::{InMemoryLogExporter, SdkLogRecord, SdkLoggerProvider};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+/// Providers with in-memory exporters, and a reporter on them.
+struct Telemetry {
+    meters: SdkMeterProvider,
+    metric_exporter: InMemoryMetricExporter,
+    logs: SdkLoggerProvider,
+    log_exporter: InMemoryLogExporter,
+}
+
+impl Telemetry {
+    fn new() -> Self {
+        let metric_exporter = InMemoryMetricExporter::default();
+        let meters = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(metric_exporter.clone()).build())
+            .build();
+        let log_exporter = InMemoryLogExporter::default();
+        // Simple (synchronous) export: the test reads records right after the run.
+        let logs = SdkLoggerProvider::builder()
+            .with_simple_exporter(log_exporter.clone())
+            .build();
+        Self {
+            meters,
+            metric_exporter,
+            logs,
+            log_exporter,
+        }
+    }
+
+    fn reporter(&self) -> OtelReporter {
+        OtelReporter::new(&self.meters.meter_with_scope(herald_otel::scope()))
+            .with_logger(self.logs.logger_with_scope(herald_otel::scope()))
+    }
+
+    /// The metrics as of now: name → metric.
+    fn metrics(&self) -> Metrics {
+        self.meters.force_flush().expect("flush");
+        let mut exported = self
+            .metric_exporter
+            .get_finished_metrics()
+            .expect("metrics");
+        Metrics(exported.pop().expect("at least one export"))
+    }
+
+    fn records(&self) -> Vec<SdkLogRecord> {
+        self.log_exporter
+            .get_emitted_logs()
+            .expect("logs")
+            .into_iter()
+            .map(|l| l.record)
+            .collect()
+    }
+}
+
+type Attributes = BTreeMap<String, String>;
+
+fn attrs(pairs: &[(&str, &str)]) -> Attributes {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn to_attributes<'a>(kvs: impl Iterator<Item = &'a opentelemetry::KeyValue>) -> Attributes {
+    kvs.map(|kv| (kv.key.to_string(), kv.value.to_string()))
+        .collect()
+}
+
+struct Metrics(ResourceMetrics);
+
+impl Metrics {
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.all().map(|m| m.name().to_string()).collect();
+        names.sort();
+        names
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Metric> {
+        self.0.scope_metrics().flat_map(|sm| sm.metrics())
+    }
+
+    fn get(&self, name: &str) -> &Metric {
+        self.all()
+            .find(|m| m.name() == name)
+            .unwrap_or_else(|| panic!("no metric {name}; have {:?}", self.names()))
+    }
+
+    /// A monotonic u64 counter's points.
+    fn counter(&self, name: &str) -> BTreeMap<Attributes, u64> {
+        match self.get(name).data() {
+            AggregatedMetrics::U64(MetricData::Sum(sum)) => {
+                assert!(sum.is_monotonic(), "{name} is a counter");
+                sum.data_points()
+                    .map(|p| (to_attributes(p.attributes()), p.value()))
+                    .collect()
+            }
+            other => panic!("{name} is not a u64 counter: {other:?}"),
+        }
+    }
+
+    /// An i64 gauge's points.
+    fn gauge(&self, name: &str) -> BTreeMap<Attributes, i64> {
+        match self.get(name).data() {
+            AggregatedMetrics::I64(MetricData::Gauge(gauge)) => gauge
+                .data_points()
+                .map(|p| (to_attributes(p.attributes()), p.value()))
+                .collect(),
+            other => panic!("{name} is not an i64 gauge: {other:?}"),
+        }
+    }
+
+    /// An f64 histogram's points: (count, sum, bucket bounds).
+    fn histogram(&self, name: &str) -> BTreeMap<Attributes, (u64, f64, Vec<f64>)> {
+        match self.get(name).data() {
+            AggregatedMetrics::F64(MetricData::Histogram(h)) => h
+                .data_points()
+                .map(|p| {
+                    (
+                        to_attributes(p.attributes()),
+                        (p.count(), p.sum(), p.bounds().collect()),
+                    )
+                })
+                .collect(),
+            other => panic!("{name} is not an f64 histogram: {other:?}"),
+        }
+    }
+}
+
+/// Records every event: the reference for the log records.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<CoordinatorEvent>>>);
+
+impl Reporter for Recorder {
+    fn report(&self, event: &CoordinatorEvent) {
+        self.0.lock().expect("recorder").push(event.clone());
+    }
+}
+
+const CONSUMER: &str = "node-a-cache";
+
+/// A scripted run: subscribe and consume 1..=3; the consumer is deleted and 4 is replayed; the
+/// subscriber goes away while 5..=9 are published and retention removes 5..=7; it comes back
+/// (events lost, 8..=9 replayed); a disconnect during which one publish fails for good; a
+/// reconnect; shutdown. Returns the coordinator, shut down.
+async fn script<R: Reporter>(reporter: R) -> Coordinator<R> {
+    let c = Coordinator::builder()
+        .stream("SCRIPT")
+        .node_id("node-a")
+        .publish_deadline(Duration::from_millis(150))
+        .backoff(Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(40),
+        })
+        .reporter(reporter)
+        .connect()
+        .await
+        .expect("connect");
+    let server = c.memory_server().expect("embedded").clone();
+    let store = MemoryCheckpointStore::new();
+    let subscribe = || {
+        c.subscribe("alerts.>")
+            .durable("cache")
+            .checkpoint_store(store.clone())
+    };
+
+    let mut sub = subscribe()
+        .start(StartPosition::All)
+        .await
+        .expect("subscribe");
+    assert_eq!(sub.consumer_name(), CONSUMER);
+    for id in 1..=3 {
+        c.publish(&format!("alerts.{id}"), "changed")
+            .await
+            .expect("publish");
+    }
+    for seq in 1..=3 {
+        let m = sub.next().await.expect("open").expect("message");
+        assert_eq!(m.seq, seq);
+        m.ack();
+    }
+    assert!(server.delete_consumer("SCRIPT", CONSUMER));
+    c.publish("alerts.4", "while the consumer is gone")
+        .await
+        .expect("publish");
+    let m = sub.next().await.expect("open").expect("message");
+    assert_eq!(m.seq, 4);
+    m.ack();
+    sub.close().await;
+
+    for id in 5..=9 {
+        c.publish(&format!("alerts.{id}"), "changed")
+            .await
+            .expect("publish");
+    }
+    server.expire_through("SCRIPT", 7);
+    let mut sub = subscribe().await.expect("subscribe again");
+    for seq in 8..=9 {
+        let m = sub.next().await.expect("open").expect("message");
+        assert_eq!(m.seq, seq);
+        m.ack();
+    }
+    sub.close().await;
+
+    server.disconnect();
+    let failed = c.publish("alerts.10", "while disconnected").await;
+    assert_eq!(
+        failed.expect_err("no server").kind(),
+        ErrorKind::DeadlineExceeded
+    );
+    server.reconnect();
+    c.shutdown().await;
+    c
+}
+
+fn subscription(kvs: &[(&str, &str)]) -> Attributes {
+    let mut a = attrs(&[
+        (names::MESSAGING_SYSTEM, "nats"),
+        (names::MESSAGING_DESTINATION_NAME, "SCRIPT"),
+        (names::MESSAGING_CONSUMER_GROUP_NAME, CONSUMER),
+    ]);
+    a.extend(attrs(kvs));
+    a
+}
+
+fn kind(kind: &str, stream: bool, consumer: bool) -> Attributes {
+    let mut a = attrs(&[(names::MESSAGING_SYSTEM, "nats"), (names::EVENT_KIND, kind)]);
+    if stream {
+        a.extend(attrs(&[(names::MESSAGING_DESTINATION_NAME, "SCRIPT")]));
+    }
+    if consumer {
+        a.extend(attrs(&[(names::MESSAGING_CONSUMER_GROUP_NAME, CONSUMER)]));
+    }
+    a
+}
+
+#[tokio::test]
+async fn a_scripted_run_exports_exact_instruments_values_and_attributes() {
+    let telemetry = Telemetry::new();
+    let c = script(telemetry.reporter()).await;
+    let m = telemetry.metrics();
+
+    let mut expected = vec![
+        names::SENT_MESSAGES,
+        names::CONSUMED_MESSAGES,
+        names::RECONNECTS,
+        names::DOWNTIME,
+        names::CONNECTION_STATUS,
+        names::CONSUMERS_DELETED,
+        names::CONSUMERS_RECREATED,
+        names::EVENTS_LOST,
+        names::REPLAY_DURATION,
+        names::COORDINATOR_EVENTS,
+    ];
+    expected.sort();
+    // No heartbeat was missed, so that counter has no data and is not exported.
+    assert_eq!(m.names(), expected);
+    for metric in m.all() {
+        assert!(!metric.description().is_empty(), "{}", metric.name());
+    }
+    let unit = |name: &str| m.get(name).unit().to_string();
+    assert_eq!(unit(names::SENT_MESSAGES), "{message}");
+    assert_eq!(unit(names::CONSUMED_MESSAGES), "{message}");
+    assert_eq!(unit(names::EVENTS_LOST), "{message}");
+    assert_eq!(unit(names::DOWNTIME), "s");
+    assert_eq!(unit(names::REPLAY_DURATION), "s");
+    assert_eq!(unit(names::CONNECTION_STATUS), "1");
+
+    let publish = |extra: &[(&str, &str)]| {
+        let mut a = attrs(&[
+            (names::MESSAGING_SYSTEM, "nats"),
+            (names::MESSAGING_OPERATION_NAME, "publish"),
+            (names::MESSAGING_DESTINATION_NAME, "SCRIPT"),
+        ]);
+        a.extend(attrs(extra));
+        a
+    };
+    assert_eq!(
+        m.counter(names::SENT_MESSAGES),
+        BTreeMap::from([
+            (publish(&[]), 9),
+            (publish(&[(names::ERROR_TYPE, "_OTHER")]), 1),
+        ])
+    );
+    assert_eq!(
+        m.counter(names::CONSUMED_MESSAGES),
+        BTreeMap::from([(
+            subscription(&[(names::MESSAGING_OPERATION_NAME, "receive")]),
+            6
+        )])
+    );
+    assert_eq!(
+        m.counter(names::CONSUMERS_DELETED),
+        BTreeMap::from([(subscription(&[]), 1)])
+    );
+    assert_eq!(
+        m.counter(names::CONSUMERS_RECREATED),
+        BTreeMap::from([(subscription(&[]), 1)])
+    );
+    assert_eq!(
+        m.counter(names::EVENTS_LOST),
+        BTreeMap::from([(subscription(&[]), 3)])
+    );
+    let system = attrs(&[(names::MESSAGING_SYSTEM, "nats")]);
+    assert_eq!(
+        m.counter(names::RECONNECTS),
+        BTreeMap::from([(system.clone(), 1)])
+    );
+
+    let downtime = m.histogram(names::DOWNTIME);
+    let (count, sum, bounds) = &downtime[&system];
+    assert_eq!(*count, 1);
+    assert!(*sum >= 0.1 && *sum < 10.0, "downtime {sum}s");
+    assert_eq!(bounds.first(), Some(&0.001));
+    assert_eq!(bounds.last(), Some(&600.0));
+    let replays = m.histogram(names::REPLAY_DURATION);
+    assert_eq!(replays.len(), 1);
+    assert_eq!(replays[&subscription(&[])].0, 2, "two replays");
+
+    let state = |s: &str| {
+        attrs(&[
+            (names::MESSAGING_SYSTEM, "nats"),
+            (names::CONNECTION_STATE, s),
+        ])
+    };
+    assert_eq!(
+        m.gauge(names::CONNECTION_STATUS),
+        BTreeMap::from([
+            (state("connected"), 0),
+            (state("disconnected"), 0),
+            (state("shut_down"), 1),
+        ])
+    );
+
+    let mut events = m.counter(names::COORDINATOR_EVENTS);
+    let publish_failed = events
+        .remove(&kind("publish_failed", true, false))
+        .expect("publish failures");
+    assert!(publish_failed >= 2, "retries, then the final failure");
+    assert_eq!(
+        events,
+        BTreeMap::from([
+            (kind("connected", false, false), 1),
+            (kind("stream_ready", true, false), 1),
+            (kind("subscribed", true, true), 2),
+            (kind("consumer_deleted", true, true), 1),
+            (kind("resubscribing", true, true), 1),
+            (kind("consumer_recreated", true, true), 1),
+            (kind("replay_started", true, true), 2),
+            (kind("replay_completed", true, true), 2),
+            (kind("events_lost", true, true), 1),
+            (kind("unsubscribed", true, true), 2),
+            (kind("disconnected", false, false), 1),
+            (kind("reconnected", false, false), 1),
+            (kind("shutdown", true, false), 1),
+        ])
+    );
+    // Never a subject or a sequence in a metric attribute.
+    for metric in m.all() {
+        let text = format!("{:?}", metric.data());
+        assert!(!text.contains("SCRIPT.alerts"), "{}: {text}", metric.name());
+    }
+
+    let stats = c.reporter().stats();
+    assert_eq!(stats.panics, 0);
+    assert_eq!(stats.records, stats.state_changes);
+    assert_eq!(c.reporter_panics(), 0);
+}
+
+fn attribute<'a>(record: &'a SdkLogRecord, key: &str) -> Option<&'a AnyValue> {
+    record
+        .attributes_iter()
+        .find(|(k, _)| k.as_str() == key)
+        .map(|(_, v)| v)
+}
+
+fn string(value: &str) -> AnyValue {
+    AnyValue::String(value.to_string().into())
+}
+
+#[tokio::test]
+async fn each_state_change_is_one_log_record_named_for_its_event() {
+    let telemetry = Telemetry::new();
+    let recorder = Recorder::default();
+    script((telemetry.reporter(), recorder.clone())).await;
+
+    let events: Vec<CoordinatorEvent> = recorder
+        .0
+        .lock()
+        .expect("recorder")
+        .iter()
+        .filter(|e| !e.kind().is_per_message())
+        .cloned()
+        .collect();
+    let records = telemetry.records();
+    assert_eq!(records.len(), events.len());
+    for (record, event) in records.iter().zip(&events) {
+        let name = format!("herald.{}", event.kind().name());
+        assert_eq!(record.event_name(), Some(name.as_str()));
+        assert_eq!(record.target().map(|t| t.as_ref()), Some("herald"));
+        assert_eq!(record.body(), Some(&string(&event.to_string())));
+        let expected = match event.severity() {
+            herald::Severity::Error => Severity::Error,
+            herald::Severity::Warn => Severity::Warn,
+            herald::Severity::Info => Severity::Info,
+            other => panic!("a state change at {other:?}"),
+        };
+        assert_eq!(record.severity_number(), Some(expected));
+        assert_eq!(record.severity_text(), Some(expected.name()));
+        assert!(record.timestamp().is_some());
+        assert_eq!(
+            attribute(record, names::MESSAGING_SYSTEM),
+            Some(&string("nats"))
+        );
+        assert_eq!(
+            attribute(record, names::EVENT_KIND),
+            Some(&string(event.kind().name()))
+        );
+    }
+
+    let find = |name: &str| -> Vec<&SdkLogRecord> {
+        records
+            .iter()
+            .filter(|r| r.event_name() == Some(name))
+            .collect()
+    };
+    let lost = find("herald.events_lost");
+    assert_eq!(lost.len(), 1);
+    let lost = lost[0];
+    assert_eq!(lost.severity_number(), Some(Severity::Error));
+    assert_eq!(
+        attribute(lost, names::MESSAGING_DESTINATION_NAME),
+        Some(&string("SCRIPT"))
+    );
+    assert_eq!(
+        attribute(lost, names::MESSAGING_CONSUMER_GROUP_NAME),
+        Some(&string(CONSUMER))
+    );
+    assert_eq!(attribute(lost, "herald.first"), Some(&AnyValue::Int(5)));
+    assert_eq!(attribute(lost, "herald.last"), Some(&AnyValue::Int(7)));
+    assert_eq!(attribute(lost, "herald.count"), Some(&AnyValue::Int(3)));
+
+    let resubscribing = find("herald.resubscribing")[0];
+    assert_eq!(
+        attribute(resubscribing, "herald.cause"),
+        Some(&string("consumer_deleted"))
+    );
+    assert_eq!(
+        attribute(resubscribing, "herald.attempt"),
+        Some(&AnyValue::Int(1))
+    );
+    assert!(matches!(
+        attribute(resubscribing, "herald.delay"),
+        Some(AnyValue::Double(_))
+    ));
+
+    let replays: Vec<(Option<&AnyValue>, Option<&AnyValue>)> = find("herald.replay_started")
+        .iter()
+        .map(|r| (attribute(r, "herald.from"), attribute(r, "herald.to")))
+        .collect();
+    assert_eq!(
+        replays,
+        [
+            (Some(&AnyValue::Int(4)), Some(&AnyValue::Int(4))),
+            (Some(&AnyValue::Int(8)), Some(&AnyValue::Int(9))),
+        ]
+    );
+
+    let reconnected = find("herald.reconnected")[0];
+    assert_eq!(
+        attribute(reconnected, "herald.server"),
+        Some(&string("memory://embedded"))
+    );
+    match attribute(reconnected, "herald.downtime") {
+        Some(AnyValue::Double(s)) => assert!(*s >= 0.1, "{s}"),
+        other => panic!("downtime {other:?}"),
+    }
+    let given_up = find("herald.publish_failed");
+    let last = given_up.last().expect("publish failures");
+    assert_eq!(
+        attribute(last, "herald.will_retry"),
+        Some(&AnyValue::Boolean(false))
+    );
+    assert_eq!(
+        attribute(last, "herald.subject"),
+        Some(&string("SCRIPT.alerts.10"))
+    );
+}
+
+#[tokio::test]
+async fn a_scripted_sequence_feeds_every_instrument() {
+    let telemetry = Telemetry::new();
+    let reporter = telemetry.reporter();
+    let s = || -> Arc<str> { "S".into() };
+    let c = || -> Arc<str> { "n-c".into() };
+    let script = [
+        CoordinatorEvent::Connected {
+            server: "nats://127.0.0.1:4222".into(),
+        },
+        CoordinatorEvent::HeartbeatMissed {
+            stream: s(),
+            consumer: c(),
+            missed: 1,
+        },
+        CoordinatorEvent::HeartbeatMissed {
+            stream: s(),
+            consumer: c(),
+            missed: 2,
+        },
+        CoordinatorEvent::Resubscribing {
+            stream: s(),
+            consumer: c(),
+            attempt: 1,
+            delay: Duration::from_millis(50),
+            cause: ResubscribeCause::HeartbeatsMissed { missed: 2 },
+        },
+        CoordinatorEvent::Disconnected {
+            server: "nats://127.0.0.1:4222".into(),
+            cause: "connection reset".into(),
+        },
+        CoordinatorEvent::Reconnecting {
+            attempt: 1,
+            delay: Duration::from_millis(100),
+        },
+        CoordinatorEvent::Reconnected {
+            server: "nats://127.0.0.1:4222".into(),
+            downtime: Duration::from_millis(700),
+        },
+        CoordinatorEvent::EventsLost {
+            stream: s(),
+            consumer: c(),
+            first: 10,
+            last: 11,
+        },
+        CoordinatorEvent::EventsLost {
+            stream: s(),
+            consumer: c(),
+            first: 20,
+            last: 24,
+        },
+        CoordinatorEvent::ReplayCompleted {
+            stream: s(),
+            consumer: c(),
+            events: 3,
+            elapsed: Duration::from_millis(30),
+        },
+        CoordinatorEvent::Disconnected {
+            server: "nats://127.0.0.1:4222".into(),
+            cause: "connection reset".into(),
+        },
+        CoordinatorEvent::CheckpointSaved {
+            stream: s(),
+            consumer: c(),
+            seq: 24,
+        },
+    ];
+    for event in &script {
+        if reporter.interest(event.kind()) {
+            reporter.report(event);
+        }
+    }
+    let m = telemetry.metrics();
+    let group = attrs(&[
+        (names::MESSAGING_SYSTEM, "nats"),
+        (names::MESSAGING_DESTINATION_NAME, "S"),
+        (names::MESSAGING_CONSUMER_GROUP_NAME, "n-c"),
+    ]);
+    assert_eq!(
+        m.counter(names::HEARTBEATS_MISSED),
+        BTreeMap::from([(group.clone(), 2)])
+    );
+    // Two gaps, seven sequences.
+    assert_eq!(
+        m.counter(names::EVENTS_LOST),
+        BTreeMap::from([(group.clone(), 7)])
+    );
+    let system = attrs(&[(names::MESSAGING_SYSTEM, "nats")]);
+    let (count, sum, _) = m.histogram(names::DOWNTIME)[&system].clone();
+    assert_eq!((count, sum), (1, 0.7));
+    let (count, sum, _) = m.histogram(names::REPLAY_DURATION)[&group].clone();
+    assert_eq!((count, sum), (1, 0.03));
+    let state = |s: &str| {
+        attrs(&[
+            (names::MESSAGING_SYSTEM, "nats"),
+            (names::CONNECTION_STATE, s),
+        ])
+    };
+    assert_eq!(
+        m.gauge(names::CONNECTION_STATUS),
+        BTreeMap::from([
+            (state("connected"), 0),
+            (state("disconnected"), 1),
+            (state("shut_down"), 0),
+        ])
+    );
+    let events = m.counter(names::COORDINATOR_EVENTS);
+    assert_eq!(events[&kind_of("heartbeat_missed", &group)], 2);
+    assert_eq!(events[&kind_of("reconnecting", &system)], 1);
+    assert_eq!(events[&kind_of("disconnected", &system)], 2);
+    assert_eq!(
+        events.values().sum::<u64>(),
+        11,
+        "the checkpoint save is not a state change"
+    );
+
+    // Heartbeats missed and the resubscribe, as records too.
+    let records = telemetry.records();
+    assert_eq!(records.len(), 11);
+    assert_eq!(
+        attribute(&records[1], "herald.missed"),
+        Some(&AnyValue::Int(1))
+    );
+    assert_eq!(
+        attribute(&records[3], "herald.cause"),
+        Some(&string("heartbeats_missed"))
+    );
+}
+
+fn kind_of(kind: &str, base: &Attributes) -> Attributes {
+    let mut a = base.clone();
+    a.insert(names::EVENT_KIND.to_string(), kind.to_string());
+    a
+}
+
+#[tokio::test]
+async fn without_per_message_metrics_no_per_message_event_is_built() {
+    let telemetry = Telemetry::new();
+    let reporter = telemetry.reporter().per_message(false);
+    for kind in EventKind::ALL {
+        assert_eq!(reporter.interest(*kind), !kind.is_per_message(), "{kind}");
+    }
+    let before = herald::testing::events_built();
+    let c = script(reporter).await;
+    let built = herald::testing::events_built() - before;
+    let stats = c.reporter().stats();
+    assert_eq!(built, stats.state_changes, "only state changes were built");
+    assert!(!telemetry
+        .metrics()
+        .names()
+        .contains(&names::CONSUMED_MESSAGES.to_string()));
+}
+
+/// A logger whose every record panics, as a buggy exporter might.
+struct PanickingLogger;
+
+struct NoRecord;
+
+impl LogRecord for NoRecord {
+    fn set_event_name(&mut self, _name: &'static str) {}
+    fn set_target<T>(&mut self, _target: T)
+    where
+        T: Into<Cow<'static, str>>,
+    {
+    }
+    fn set_timestamp(&mut self, _timestamp: SystemTime) {}
+    fn set_observed_timestamp(&mut self, _timestamp: SystemTime) {}
+    fn set_severity_text(&mut self, _text: &'static str) {}
+    fn set_severity_number(&mut self, _number: Severity) {}
+    fn set_body(&mut self, _body: AnyValue) {}
+    fn add_attributes<I, K, V>(&mut self, _attributes: I)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<Key>,
+        V: Into<AnyValue>,
+    {
+    }
+    fn add_attribute<K, V>(&mut self, _key: K, _value: V)
+    where
+        K: Into<Key>,
+        V: Into<AnyValue>,
+    {
+    }
+}
+
+impl Logger for PanickingLogger {
+    type LogRecord = NoRecord;
+
+    fn create_log_record(&self) -> NoRecord {
+        NoRecord
+    }
+
+    fn emit(&self, _record: NoRecord) {
+        panic!("an exporter bug");
+    }
+
+    fn event_enabled(&self, _level: Severity, _target: &str, _name: Option<&str>) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_logger_is_counted_and_the_metrics_go_on() {
+    let telemetry = Telemetry::new();
+    let reporter = OtelReporter::new(&telemetry.meters.meter_with_scope(herald_otel::scope()))
+        .with_logger(PanickingLogger);
+    let recorder = Recorder::default();
+    let c = script((reporter.clone(), recorder.clone())).await;
+
+    let stats = reporter.stats();
+    assert!(stats.state_changes > 10);
+    assert_eq!(stats.panics, stats.state_changes, "every record panicked");
+    assert_eq!(stats.records, 0);
+    assert_eq!(c.reporter_panics(), 0, "contained in the reporter");
+    // The metrics were recorded before each panic, and the recorder next to it saw everything.
+    assert_eq!(
+        telemetry
+            .metrics()
+            .counter(names::EVENTS_LOST)
+            .values()
+            .sum::<u64>(),
+        3
+    );
+    assert!(recorder.0.lock().expect("recorder").len() as u64 > stats.state_changes);
+}
+
+#[tokio::test]
+async fn providers_that_have_shut_down_never_stop_the_coordinator() {
+    let telemetry = Telemetry::new();
+    telemetry.meters.shutdown().expect("shutdown");
+    telemetry.logs.shutdown().expect("shutdown");
+    // Meters and loggers from shut-down providers, as an application tearing down too early
+    // would hand over.
+    let reporter = telemetry.reporter();
+    let c = script(reporter.clone()).await;
+
+    assert_eq!(c.reporter_panics(), 0);
+    let stats = reporter.stats();
+    assert_eq!(stats.panics, 0);
+    assert!(
+        stats.state_changes > 10,
+        "the reporter kept working: {stats:?}"
+    );
+    assert!(telemetry
+        .log_exporter
+        .get_emitted_logs()
+        .expect("logs")
+        .is_empty());
+}
