@@ -34,8 +34,9 @@ macro_rules! event_at {
     };
 }
 
+/// Milliseconds, rounded once (`0.026`, not `0.026080000000000002`).
 fn ms(d: &Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    d.as_nanos() as f64 / 1_000_000.0
 }
 
 /// The cause's stable name, as in its serialised form.
