@@ -76,3 +76,8 @@ mod shared;
 pub use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 pub use receiver::{Iter, Received, Receiver, TryIter};
 pub use reporter::{channel, ChannelReporter};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -221,11 +221,16 @@ impl Receiver {
     /// let (_reporter, mut events) = herald_channel::channel(8);
     /// assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
     /// ```
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Received, TryRecvError> {
-        match self.poll_once() {
-            Some(Some(item)) => Ok(item),
-            Some(None) => Err(TryRecvError::Disconnected),
-            None => Err(TryRecvError::Empty),
+        match self.rx.try_recv() {
+            Ok(item) => Ok(item),
+            // Drops that no later event announced (the channel drained after them): the
+            // receiver announces them itself, here, after everything that was in the channel.
+            Err(e) => match self.shared.take_pending() {
+                0 => Err(e),
+                count => Ok(Received::Dropped { count }),
+            },
         }
     }
 
@@ -260,18 +265,26 @@ impl Receiver {
     /// assert!(events.poll_recv(&mut cx).is_pending());
     /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
-        if let Some(item) = self.poll_once() {
-            // Woken spuriously earlier? Then no reporter cleared the flag.
-            self.shared.unpark();
-            return Poll::Ready(item);
+        match self.try_recv() {
+            Ok(item) => {
+                // Woken spuriously earlier? Then no reporter cleared the flag.
+                self.shared.unpark();
+                return Poll::Ready(Some(item));
+            }
+            Err(TryRecvError::Disconnected) => return Poll::Ready(None),
+            Err(TryRecvError::Empty) => {}
         }
         self.shared.park(cx.waker());
-        match self.poll_once() {
-            Some(item) => {
+        match self.try_recv() {
+            Ok(item) => {
                 self.shared.unpark();
-                Poll::Ready(item)
+                Poll::Ready(Some(item))
             }
-            None => Poll::Pending,
+            Err(TryRecvError::Disconnected) => {
+                self.shared.unpark();
+                Poll::Ready(None)
+            }
+            Err(TryRecvError::Empty) => Poll::Pending,
         }
     }
 
@@ -353,25 +366,6 @@ impl Receiver {
     pub fn capacity(&self) -> usize {
         self.rx.capacity().unwrap_or(usize::MAX)
     }
-
-    /// One look: `Some(Some(item))`, `Some(None)` when the channel has ended, `None` when there
-    /// is nothing now.
-    fn poll_once(&mut self) -> Option<Option<Received>> {
-        match self.rx.try_recv() {
-            Ok(item) => Some(Some(item)),
-            // Drops that no later event announced (the channel drained after them): the
-            // receiver announces them itself, here, after everything that was in the channel.
-            Err(TryRecvError::Empty) => self.take_marker().map(Some),
-            Err(TryRecvError::Disconnected) => Some(self.take_marker()),
-        }
-    }
-
-    fn take_marker(&self) -> Option<Received> {
-        match self.shared.take_pending() {
-            0 => None,
-            count => Some(Received::Dropped { count }),
-        }
-    }
 }
 
 impl futures::Stream for Receiver {
@@ -399,6 +393,19 @@ impl fmt::Debug for Receiver {
 }
 
 /// A blocking iterator over a [`Receiver`]'s items; see [`Receiver::iter`].
+///
+/// ```
+/// use herald::{CoordinatorEvent, Reporter};
+/// let (reporter, mut events) = herald_channel::channel(8);
+/// let printer = std::thread::spawn(move || {
+///     for item in events.iter() {
+///         println!("{item:?}");
+///     }
+/// });
+/// reporter.report(&CoordinatorEvent::Connected { server: "memory://embedded".into() });
+/// drop(reporter); // the iterator ends
+/// printer.join().unwrap();
+/// ```
 #[derive(Debug)]
 pub struct Iter<'a> {
     receiver: &'a mut Receiver,
@@ -413,6 +420,11 @@ impl Iterator for Iter<'_> {
 }
 
 /// An iterator over the items available now; see [`Receiver::try_iter`].
+///
+/// ```
+/// let (_reporter, mut events) = herald_channel::channel(8);
+/// assert_eq!(events.try_iter().next(), None); // nothing yet, and no waiting
+/// ```
 #[derive(Debug)]
 pub struct TryIter<'a> {
     receiver: &'a mut Receiver,

@@ -75,3 +75,8 @@ mod fields;
 mod reporter;
 
 pub use reporter::{level, LogReporter};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

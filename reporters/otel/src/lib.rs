@@ -124,3 +124,8 @@ pub fn scope() -> opentelemetry::InstrumentationScope {
         .with_version(env!("CARGO_PKG_VERSION"))
         .build()
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -76,6 +76,17 @@ struct Counters {
 }
 
 /// What an [`OtelReporter`] did, for the people who run it; see [`OtelReporter::stats`].
+///
+/// ```
+/// use herald::{CoordinatorEvent, Reporter};
+/// use opentelemetry::metrics::MeterProvider;
+/// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+/// let reporter = herald_otel::OtelReporter::new(&provider.meter("herald"));
+/// reporter.report(&CoordinatorEvent::Connected { server: "memory://embedded".into() });
+/// let stats = reporter.stats();
+/// assert_eq!(stats.state_changes, 1);
+/// assert_eq!(stats.records, 0); // no logger given
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OtelStats {
