@@ -183,12 +183,7 @@ impl ChannelReporter {
 impl Reporter for ChannelReporter {
     #[inline]
     fn report(&self, event: &CoordinatorEvent) {
-        if self
-            .shared
-            .pending
-            .load(std::sync::atomic::Ordering::Relaxed)
-            != 0
-        {
+        if self.shared.has_pending() {
             return self.report_after_drops(event);
         }
         self.send(event);

@@ -27,7 +27,7 @@ pub(crate) const KINDS: usize = EventKind::ALL.len();
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// Drops not yet announced to the receiver with a `Dropped` marker.
-    pub(crate) pending: AtomicU64,
+    pending: AtomicU64,
     /// True while the receiver is parked (or about to park) waiting for an item.
     parked: AtomicBool,
     /// Whom to wake when `parked` is set.
@@ -50,6 +50,13 @@ impl Shared {
             dropped_by_kind: std::array::from_fn(|_| AtomicU64::new(0)),
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether drops await a marker. A reporter that dropped an event sees its own drop here on
+    /// its next report (program order); drops by other threads are seen soon after.
+    #[inline]
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) != 0
     }
 
     /// Called by a reporter after it made something visible to the receiver (an item in the

@@ -635,3 +635,63 @@ fn every_kind_is_logged_with_its_own_fields() {
         "authorization violation"
     );
 }
+
+#[test]
+fn the_documented_levels_hold() {
+    // The table in the crate docs and the README.
+    let documented: &[(Level, &[&str])] = &[
+        (
+            Level::ERROR,
+            &[
+                "events_lost",
+                "consumer_deleted",
+                "stream_reset",
+                "checkpoint_failed",
+                "server_error",
+            ],
+        ),
+        (
+            Level::WARN,
+            &[
+                "disconnected",
+                "reconnecting",
+                "reconnected",
+                "lame_duck",
+                "slow_consumer",
+                "heartbeat_missed",
+                "resubscribing",
+                "consumer_recreated",
+                "publish_failed",
+                "decode_failed",
+            ],
+        ),
+        (
+            Level::INFO,
+            &[
+                "connected",
+                "stream_ready",
+                "subscribed",
+                "replay_started",
+                "replay_completed",
+                "unsubscribed",
+                "shutdown",
+            ],
+        ),
+        (
+            Level::TRACE,
+            &["published", "delivered", "checkpoint_saved"],
+        ),
+    ];
+    let mut listed = 0;
+    for (level, kinds) in documented {
+        for name in *kinds {
+            let kind = EventKind::ALL
+                .iter()
+                .find(|k| k.name() == *name)
+                .unwrap_or_else(|| panic!("no kind {name}"));
+            assert_eq!(herald_log::level(*kind), *level, "{name}");
+            listed += 1;
+        }
+    }
+    assert_eq!(listed, EventKind::ALL.len(), "the table lists every kind");
+}

@@ -755,3 +755,210 @@ async fn providers_that_have_shut_down_never_stop_the_coordinator() {
         .expect("logs")
         .is_empty());
 }
+
+/// One event of every kind.
+fn one_of_each() -> Vec<CoordinatorEvent> {
+    let s = || -> Arc<str> { "S".into() };
+    let c = || -> Arc<str> { "n-c".into() };
+    let server = || -> Arc<str> { "nats://127.0.0.1:4222".into() };
+    let ms = Duration::from_millis;
+    vec![
+        CoordinatorEvent::Connected { server: server() },
+        CoordinatorEvent::Disconnected {
+            server: server(),
+            cause: "io error".into(),
+        },
+        CoordinatorEvent::Reconnecting {
+            attempt: 2,
+            delay: ms(250),
+        },
+        CoordinatorEvent::Reconnected {
+            server: server(),
+            downtime: ms(1500),
+        },
+        CoordinatorEvent::LameDuck { server: server() },
+        CoordinatorEvent::SlowConsumer { sid: 7 },
+        CoordinatorEvent::ServerError {
+            message: "authorization violation".into(),
+        },
+        CoordinatorEvent::StreamReady {
+            stream: s(),
+            created: false,
+            max_age: ms(60_000),
+            max_msgs: Some(1000),
+            max_bytes: None,
+            first_seq: 3,
+            last_seq: 9,
+        },
+        CoordinatorEvent::Subscribed {
+            stream: s(),
+            consumer: c(),
+            filter: "S.alerts.>".into(),
+            start: StartPosition::Sequence(5),
+            checkpoint: None,
+        },
+        CoordinatorEvent::HeartbeatMissed {
+            stream: s(),
+            consumer: c(),
+            missed: 2,
+        },
+        CoordinatorEvent::ConsumerDeleted {
+            stream: s(),
+            consumer: c(),
+        },
+        CoordinatorEvent::Resubscribing {
+            stream: s(),
+            consumer: c(),
+            attempt: 3,
+            delay: ms(400),
+            cause: ResubscribeCause::SequenceGap {
+                expected: 4,
+                received: 9,
+            },
+        },
+        CoordinatorEvent::ConsumerRecreated {
+            stream: s(),
+            consumer: c(),
+            resume_from: 12,
+        },
+        CoordinatorEvent::ReplayStarted {
+            stream: s(),
+            consumer: c(),
+            from: 12,
+            to: 20,
+        },
+        CoordinatorEvent::ReplayCompleted {
+            stream: s(),
+            consumer: c(),
+            events: 9,
+            elapsed: ms(2),
+        },
+        CoordinatorEvent::EventsLost {
+            stream: s(),
+            consumer: c(),
+            first: 10,
+            last: 11,
+        },
+        CoordinatorEvent::StreamReset {
+            stream: s(),
+            consumer: c(),
+            position: 40,
+            last_seq: 2,
+        },
+        CoordinatorEvent::CheckpointSaved {
+            stream: s(),
+            consumer: c(),
+            seq: 20,
+        },
+        CoordinatorEvent::CheckpointFailed {
+            stream: s(),
+            consumer: c(),
+            seq: 21,
+            error: "disk full".into(),
+        },
+        CoordinatorEvent::Unsubscribed {
+            stream: s(),
+            consumer: c(),
+            last_processed: 21,
+        },
+        CoordinatorEvent::Published {
+            stream: s(),
+            subject: "S.alerts.1".into(),
+            seq: 22,
+            duplicate: true,
+        },
+        CoordinatorEvent::PublishFailed {
+            stream: s(),
+            subject: "S.alerts.1".into(),
+            attempt: 1,
+            will_retry: true,
+            error: "timed out".into(),
+        },
+        CoordinatorEvent::Delivered {
+            stream: s(),
+            consumer: c(),
+            seq: 22,
+        },
+        CoordinatorEvent::DecodeFailed {
+            stream: s(),
+            consumer: c(),
+            seq: 23,
+            error: "expected value".into(),
+        },
+        CoordinatorEvent::Shutdown {
+            stream: s(),
+            subscriptions: 1,
+        },
+    ]
+}
+
+#[test]
+fn every_state_change_kind_is_a_record_with_its_own_attributes() {
+    let events = one_of_each();
+    let mut covered: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
+    covered.sort();
+    assert_eq!(covered, EventKind::ALL, "one_of_each misses a kind");
+
+    let telemetry = Telemetry::new();
+    let reporter = telemetry.reporter();
+    for event in &events {
+        if reporter.interest(event.kind()) {
+            reporter.report(event);
+        }
+    }
+    let records = telemetry.records();
+    let state_changes: Vec<&CoordinatorEvent> = events
+        .iter()
+        .filter(|e| !e.kind().is_per_message())
+        .collect();
+    assert_eq!(records.len(), state_changes.len());
+    for (record, event) in records.iter().zip(state_changes) {
+        let keys: Vec<&str> = record.attributes_iter().map(|(k, _)| k.as_str()).collect();
+        // Written out per kind: the generic fallback (for kinds newer than the crate) would
+        // repeat the stream and consumer as herald.stream and herald.consumer.
+        assert!(
+            !keys.contains(&"herald.stream") && !keys.contains(&"herald.consumer"),
+            "{}: {keys:?}",
+            event.kind()
+        );
+        assert_eq!(
+            keys.contains(&names::MESSAGING_CONSUMER_GROUP_NAME),
+            event.consumer().is_some(),
+            "{}",
+            event.kind()
+        );
+    }
+    let by_name = |name: &str| {
+        records
+            .iter()
+            .find(|r| r.event_name() == Some(name))
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let gap = by_name("herald.resubscribing");
+    assert_eq!(
+        attribute(gap, "herald.cause"),
+        Some(&string("sequence_gap"))
+    );
+    assert_eq!(
+        attribute(gap, "herald.detail"),
+        Some(&string("consumer sequence gap (expected 4, received 9)"))
+    );
+    assert_eq!(attribute(gap, "herald.delay"), Some(&AnyValue::Double(0.4)));
+    let ready = by_name("herald.stream_ready");
+    assert_eq!(
+        attribute(ready, "herald.max_msgs"),
+        Some(&AnyValue::Int(1000))
+    );
+    assert_eq!(attribute(ready, "herald.max_bytes"), None);
+    assert_eq!(
+        attribute(ready, "herald.max_age"),
+        Some(&AnyValue::Double(60.0))
+    );
+    let failed = by_name("herald.checkpoint_failed");
+    assert_eq!(failed.severity_number(), Some(Severity::Error));
+    assert_eq!(
+        attribute(failed, "herald.error"),
+        Some(&string("disk full"))
+    );
+    assert_eq!(attribute(failed, "herald.seq"), Some(&AnyValue::Int(21)));
+}
