@@ -55,8 +55,8 @@
 //! # Cost
 //!
 //! A filtered-out kind costs the coordinator one call to `interest` (a few comparisons and
-//! `tracing`'s cached call-site check, about a nanosecond) and is never built. An event that is
-//! logged costs what the subscriber does with it, typically one to two microseconds for
+//! `tracing`'s cached call-site check: 2–3 ns measured) and is never built. An event that is
+//! logged costs what the subscriber does with it, about two microseconds for
 //! formatted text: keep the per-message kinds off in production (the default subscriber level,
 //! `INFO`, does that).
 //!
