@@ -45,6 +45,12 @@ use herald::{
     CheckpointKey, CheckpointStore, Coordinator, CoordinatorEvent, EventKind,
     MemoryCheckpointStore, NullReporter, Reporter, StartPosition,
 };
+use herald_log::LogReporter;
+use herald_otel::OtelReporter;
+use opentelemetry::logs::LoggerProvider as _;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry_sdk::logs::{InMemoryLogExporter, SdkLoggerProvider};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use parking_lot::Mutex;
 use tokio::runtime::Runtime;
 
@@ -247,7 +253,7 @@ async fn deadline<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
 
 /// The order of round `i`: raw first in even rounds, Herald first in odd ones.
 fn raw_first(round: usize) -> bool {
-    round % 2 == 0
+    round.is_multiple_of(2)
 }
 
 struct Bench {
@@ -508,25 +514,22 @@ impl Bench {
             allocs_line.join("; ")
         );
 
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        let mut runs: Vec<Runs> = (0..variants.len()).map(|_| Runs::default()).collect();
         for round in 0..cfg.rounds {
             for j in 0..variants.len() {
                 let i = (j + round) % variants.len();
                 let name = format!("r{round}-{i}");
-                let elapsed = match &coordinators[i] {
-                    None => self.raw_consume(stream, &name, n, 1).await,
-                    Some(c) => c.consume(self, &name, n).await,
+                let run = match &coordinators[i] {
+                    None => timed(self.raw_consume(stream, &name, n, 1)).await,
+                    Some(c) => timed(c.consume(self, &name, n)).await,
                 };
-                rates[i].push(rate(n, elapsed));
+                runs[i].add(n, run);
             }
         }
         for (i, v) in variants.iter().enumerate().skip(1) {
-            report_ratio(
-                &format!("consume{}", v.suffix()),
-                &rates[0],
-                &rates[i],
-                "msg/s",
-            );
+            let name = format!("consume{}", v.suffix());
+            report_ratio(&name, &runs[0].rates, &runs[i].rates, "msg/s");
+            report_cpu(&name, &runs[0], &runs[i]);
         }
         for c in coordinators.into_iter().flatten() {
             c.shutdown().await;
@@ -616,6 +619,53 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// Wall-clock and process CPU time (every thread: the application's, the client's, the
+/// reporter's) of a run.
+async fn timed(run: impl std::future::Future<Output = Duration>) -> (Duration, Duration) {
+    let cpu = process_cpu();
+    let elapsed = run.await;
+    (elapsed, process_cpu().saturating_sub(cpu))
+}
+
+/// The CPU time this process has used, from `/proc/self/stat` (10 ms resolution).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let ticks: u64 = fields.iter().sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// The rates and CPU costs of one side's runs.
+#[derive(Default)]
+struct Runs {
+    rates: Vec<f64>,
+    cpu_us_per_msg: Vec<f64>,
+}
+
+impl Runs {
+    fn add(&mut self, n: usize, (elapsed, cpu): (Duration, Duration)) {
+        self.rates.push(rate(n, elapsed));
+        self.cpu_us_per_msg.push(cpu.as_secs_f64() * 1e6 / n as f64);
+    }
+}
+
+/// Prints the process CPU per message of both sides (information; no target).
+fn report_cpu(name: &str, raw: &Runs, herald: &Runs) {
+    let (r, h) = (median(&raw.cpu_us_per_msg), median(&herald.cpu_us_per_msg));
+    println!(
+        "#   {name} process CPU per message (all threads, medians): raw {r:.2} us, herald {h:.2} us ({:+.2} us, x{:.2})",
+        h - r,
+        h / r
+    );
+}
+
 /// Prints the runs and the ratio of the medians.
 fn report_ratio(name: &str, raw: &[f64], herald: &[f64], unit: &str) {
     let (r, h) = (median(raw), median(herald));
@@ -636,10 +686,12 @@ fn report_ratio(name: &str, raw: &[f64], herald: &[f64], unit: &str) {
 enum Variant {
     Raw,
     Null,
+    Otel,
+    Log,
 }
 
 fn consume_variants() -> Vec<Variant> {
-    vec![Variant::Raw, Variant::Null]
+    vec![Variant::Raw, Variant::Null, Variant::Otel, Variant::Log]
 }
 
 impl Variant {
@@ -647,6 +699,8 @@ impl Variant {
         match self {
             Variant::Raw => "raw",
             Variant::Null => "herald(NullReporter)",
+            Variant::Otel => "herald(OtelReporter, every kind)",
+            Variant::Log => "herald(LogReporter, info)",
         }
     }
 
@@ -654,19 +708,61 @@ impl Variant {
         match self {
             Variant::Raw => "_raw",
             Variant::Null => "",
+            Variant::Otel => "_otel_every_kind",
+            Variant::Log => "_log_info",
         }
+    }
+}
+
+/// The OpenTelemetry SDK as an application would run it: a meter provider with a periodic
+/// reader and a logger provider with a batch processor, both exporting in memory.
+struct OtelSdk {
+    meters: SdkMeterProvider,
+    logs: SdkLoggerProvider,
+}
+
+impl OtelSdk {
+    fn new() -> Self {
+        Self {
+            meters: SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
+                .build(),
+            logs: SdkLoggerProvider::builder()
+                .with_batch_exporter(InMemoryLogExporter::default())
+                .build(),
+        }
+    }
+
+    /// A reporter interested in every kind the reporter handles, per-message kinds included.
+    fn reporter(&self) -> OtelReporter {
+        OtelReporter::new(&self.meters.meter_with_scope(herald_otel::scope()))
+            .with_logger(self.logs.logger_with_scope(herald_otel::scope()))
+            .per_message(true)
+    }
+
+    fn shutdown(&self) {
+        let _ = self.meters.shutdown();
+        let _ = self.logs.shutdown();
     }
 }
 
 /// A coordinator for one consume variant.
 enum ConsumeCoordinator {
     Null(Coordinator<NullReporter>),
+    Otel(Coordinator<OtelReporter>, OtelSdk),
+    Log(Coordinator<LogReporter>),
 }
 
 impl ConsumeCoordinator {
     async fn connect(variant: Variant, url: &str, stream: &str) -> Self {
         match variant {
             Variant::Null => Self::Null(herald(url, stream, NullReporter).await),
+            Variant::Otel => {
+                let sdk = OtelSdk::new();
+                Self::Otel(herald(url, stream, sdk.reporter()).await, sdk)
+            }
+            // The subscriber `main` installed logs at info: per-message kinds are not built.
+            Variant::Log => Self::Log(herald(url, stream, LogReporter::new()).await),
             Variant::Raw => unreachable!("the raw variant has no coordinator"),
         }
     }
@@ -674,12 +770,19 @@ impl ConsumeCoordinator {
     async fn consume(&self, bench: &Bench, durable: &str, n: usize) -> Duration {
         match self {
             Self::Null(c) => bench.herald_consume(c, durable, n).await,
+            Self::Otel(c, _) => bench.herald_consume(c, durable, n).await,
+            Self::Log(c) => bench.herald_consume(c, durable, n).await,
         }
     }
 
     async fn shutdown(self) {
         match self {
             Self::Null(c) => c.shutdown().await,
+            Self::Otel(c, sdk) => {
+                c.shutdown().await;
+                sdk.shutdown();
+            }
+            Self::Log(c) => c.shutdown().await,
         }
     }
 }
