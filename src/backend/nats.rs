@@ -652,6 +652,10 @@ impl NatsBackend {
             ack_policy: consumer::AckPolicy::None,
             // A consumer left behind by a crashed process disappears by itself.
             inactive_threshold: (spec.heartbeat * 12).max(Duration::from_secs(30)),
+            // Herald owns the position, so the server keeps no consumer state on disk: creating
+            // and deleting are cheaper, and a same-name consumer recreated while the old one's
+            // files are being removed cannot trip over them (nats-server 2.9 error 10051).
+            memory_storage: true,
             ..Default::default()
         };
         let consumer = self
