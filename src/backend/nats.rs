@@ -345,6 +345,8 @@ fn connect_error(e: async_nats::ConnectError, server: &str) -> Error {
         K::Tls => (ErrorKind::Tls, "TLS failed"),
         K::TimedOut => (ErrorKind::Timeout, "the connection timed out"),
         K::ServerParse => (ErrorKind::InvalidConfig, "the server address is invalid"),
+        // async-nats reports a failed TLS handshake as I/O; its text names the certificate.
+        K::Io if is_tls_failure(&e.to_string()) => (ErrorKind::Tls, "TLS failed"),
         K::Dns | K::Io | K::MaxReconnects => (ErrorKind::Connect, "the server is unreachable"),
     };
     Error::new(
@@ -354,6 +356,13 @@ fn connect_error(e: async_nats::ConnectError, server: &str) -> Error {
             redact_text(&e.to_string())
         ),
     )
+}
+
+fn is_tls_failure(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    ["certificate", "tls", "handshake", "issuer"]
+        .iter()
+        .any(|needle| text.contains(needle))
 }
 
 /// The JetStream API error code inside an async-nats error, if there is one.
