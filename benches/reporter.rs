@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench reporter                    # criterion table, then the side-by-side ratios
 //! cargo bench --bench reporter -- channel         # criterion rows matching "channel" only
+//! HERALD_BENCH_SIDE_BY_SIDE_ONLY=1 cargo bench --bench reporter   # only the ratios, seconds
 //! ```
 //!
 //! Every reporter row runs the coordinator's call site on one `Delivered` event (the
@@ -11,12 +12,15 @@
 //! `interest`, the same out-of-line `deliver`). The comparison rows send the same event
 //! through a bare crossbeam-array channel, a tokio `mpsc` and a tokio `watch`.
 //!
-//! Channels are read by a thread that polls without ever blocking, as fast as it can: so the
-//! reader is busy on the channel's cache lines while the sender sends (the case of a burst of
-//! per-message events), and no send has to wake a sleeping thread (which costs a system call,
-//! microseconds, for every channel type alike). Events are sent in chunks of a quarter of the
-//! capacity and the reader catches up between chunks, untimed: no row measures a full channel
-//! except the `_full` rows, which measure exactly that (overload: every event dropped).
+//! Each channel is measured twice. `_drained`: a reader thread polls it without ever blocking,
+//! as fast as it can, while the sender sends (a burst of per-message events with a reader that
+//! keeps up); no send has to wake a sleeping thread (a system call, microseconds, for every
+//! channel type alike), and the reader threads of the other rows sleep meanwhile.
+//! `_uncontended`: the sending thread empties the channel itself between chunks, so nothing
+//! else touches the channel while it sends: the sender's own work, without cache-line
+//! ping-pong. Events are sent in chunks of a quarter of the capacity and the reader catches up
+//! between chunks, untimed: no row measures a full channel except the `_full` rows, which
+//! measure exactly that (overload: every event dropped).
 //!
 //! After criterion's table, a side-by-side section runs the rows that have targets in
 //! interleaved rounds (this machine is shared and noisy: drift hits every row alike) and prints
@@ -139,28 +143,63 @@ fn std_polled<T>(r: Result<T, std::sync::mpsc::TryRecvError>) -> Polled<T> {
     }
 }
 
-/// A reader thread that polls without ever blocking until the channel ends, counting what it
-/// received.
+/// Lets a reader thread spin only while its case runs: spinning readers of the other cases
+/// would take the CPU from the one being measured.
+#[derive(Clone, Default)]
+struct Gate(Arc<AtomicBool>);
+
+impl Gate {
+    /// Spins while the gate is open; otherwise sleeps until it opens (or briefly, to notice
+    /// the end of the channel).
+    fn idle(&self) {
+        if self.0.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        } else {
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+    }
+
+    fn set(&self, open: bool, reader: &std::thread::Thread) {
+        self.0.store(open, Ordering::Release);
+        if open {
+            reader.unpark();
+        }
+    }
+}
+
+/// A reader thread that polls without ever blocking (while its case runs) until the channel
+/// ends, counting what it received.
 struct Drainer {
     received: Arc<AtomicU64>,
+    gate: Gate,
     handle: JoinHandle<()>,
 }
 
 impl Drainer {
     fn start<T: Send + 'static>(mut try_recv: impl FnMut() -> Polled<T> + Send + 'static) -> Self {
         let received = Arc::new(AtomicU64::new(0));
-        let count = received.clone();
+        let gate = Gate::default();
+        let (count, idle) = (received.clone(), gate.clone());
         let handle = std::thread::spawn(move || loop {
             match try_recv() {
                 Polled::Item(item) => {
                     drop(black_box(item));
                     count.fetch_add(1, Ordering::Release);
                 }
-                Polled::Empty => std::hint::spin_loop(),
+                Polled::Empty => idle.idle(),
                 Polled::Ended => return,
             }
         });
-        Self { received, handle }
+        Self {
+            received,
+            gate,
+            handle,
+        }
+    }
+
+    /// Opens or closes the gate: the thread spins on the channel only while it is open.
+    fn active(&self, on: bool) {
+        self.gate.set(on, self.handle.thread());
     }
 
     /// Waits (untimed) until the thread has received `sent` items.
@@ -231,16 +270,50 @@ impl<R: Reporter> Case for Emit<R> {
     }
 }
 
-/// Sends `send(seq)` in chunks, letting `drainer` catch up between chunks (untimed).
+/// Who empties a channel between two chunks of sends.
+enum Reader {
+    /// A thread polling all the time, also while the sender sends.
+    Thread(Drainer),
+    /// The sending thread itself, between chunks (untimed): no other thread touches the
+    /// channel while the sender sends.
+    Inline(Box<dyn FnMut()>),
+}
+
+/// Sends `send(seq)` in chunks, letting the reader catch up between chunks (untimed).
 struct Drained<S> {
     send: S,
-    drainer: Option<Drainer>,
+    reader: Option<Reader>,
     sent: u64,
+}
+
+/// A channel case: `send` sends one event; `try_recv` receives without blocking, from a thread
+/// of its own (`threaded`) or inline.
+fn drained<T: Send + 'static, S: FnMut(u64)>(
+    send: S,
+    mut try_recv: impl FnMut() -> Polled<T> + Send + 'static,
+    threaded: bool,
+) -> Drained<S> {
+    let reader = if threaded {
+        Reader::Thread(Drainer::start(try_recv))
+    } else {
+        Reader::Inline(Box::new(move || {
+            while let Polled::Item(item) = try_recv() {
+                drop(black_box(item));
+            }
+        }))
+    };
+    Drained {
+        send,
+        reader: Some(reader),
+        sent: 0,
+    }
 }
 
 impl<S: FnMut(u64)> Case for Drained<S> {
     fn run(&mut self, iters: u64) -> Duration {
-        let drainer = self.drainer.as_ref().expect("running");
+        if let Some(Reader::Thread(drainer)) = &self.reader {
+            drainer.active(true);
+        }
         let mut total = Duration::ZERO;
         let mut done = 0;
         while done < iters {
@@ -252,7 +325,13 @@ impl<S: FnMut(u64)> Case for Drained<S> {
             total += start.elapsed();
             done += chunk;
             self.sent += chunk;
-            drainer.wait_for(self.sent);
+            match self.reader.as_mut().expect("running") {
+                Reader::Thread(drainer) => drainer.wait_for(self.sent),
+                Reader::Inline(drain) => drain(),
+            }
+        }
+        if let Some(Reader::Thread(drainer)) = &self.reader {
+            drainer.active(false);
         }
         total
     }
@@ -261,102 +340,98 @@ impl<S: FnMut(u64)> Case for Drained<S> {
 impl<S> Drained<S> {
     /// Ends the channel (by dropping the sender inside `send`) and waits for the reader.
     fn finish(mut self) {
-        let drainer = self.drainer.take();
+        let reader = self.reader.take();
         drop(self);
-        if let Some(d) = drainer {
-            d.join();
+        if let Some(Reader::Thread(drainer)) = reader {
+            drainer.join();
         }
     }
 }
 
-fn channel_reporter() -> Drained<impl FnMut(u64)> {
+fn channel_reporter(threaded: bool) -> Drained<impl FnMut(u64)> {
     let (reporter, mut events) = herald_channel::channel(CAPACITY);
-    let drainer = Drainer::start(move || match events.try_recv() {
-        Ok(item) => Polled::Item(item),
-        Err(herald_channel::TryRecvError::Empty) => Polled::Empty,
-        Err(herald_channel::TryRecvError::Disconnected) => Polled::Ended,
-    });
     let emitter = Emitter::new(reporter);
     let names = Names::new();
-    Drained {
-        send: move |seq| emitter.emit(EventKind::Delivered, || names.delivered(seq)),
-        drainer: Some(drainer),
-        sent: 0,
-    }
+    drained(
+        move |seq| emitter.emit(EventKind::Delivered, || names.delivered(seq)),
+        move || match events.try_recv() {
+            Ok(item) => Polled::Item(item),
+            Err(herald_channel::TryRecvError::Empty) => Polled::Empty,
+            Err(herald_channel::TryRecvError::Disconnected) => Polled::Ended,
+        },
+        threaded,
+    )
 }
 
 /// std's bounded channel is crossbeam-channel's array flavour (ported into std in Rust 1.67).
-fn crossbeam_array() -> Drained<impl FnMut(u64)> {
+fn crossbeam_array(threaded: bool) -> Drained<impl FnMut(u64)> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<CoordinatorEvent>(CAPACITY);
-    let drainer = Drainer::start(move || std_polled(rx.try_recv()));
     let names = Names::new();
-    Drained {
-        send: move |seq| {
+    drained(
+        move |seq| {
             let _ = black_box(tx.try_send(names.delivered(seq)));
         },
-        drainer: Some(drainer),
-        sent: 0,
-    }
+        move || std_polled(rx.try_recv()),
+        threaded,
+    )
 }
 
 /// The bare channel, sending a clone of the event as a reporter given `&CoordinatorEvent`
 /// must (attribution row).
-fn crossbeam_array_clone() -> Drained<impl FnMut(u64)> {
+fn crossbeam_array_clone(threaded: bool) -> Drained<impl FnMut(u64)> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<CoordinatorEvent>(CAPACITY);
-    let drainer = Drainer::start(move || std_polled(rx.try_recv()));
     let names = Names::new();
-    Drained {
-        send: move |seq| {
+    drained(
+        move |seq| {
             let event = names.delivered(seq);
             let _ = black_box(tx.try_send(event.clone()));
             drop(black_box(event));
         },
-        drainer: Some(drainer),
-        sent: 0,
-    }
+        move || std_polled(rx.try_recv()),
+        threaded,
+    )
 }
 
 /// As [`crossbeam_array_clone`], plus the sequentially consistent fence and flag check that
 /// herald-channel's wake-up protocol adds after each send (attribution row).
-fn crossbeam_array_clone_fence() -> Drained<impl FnMut(u64)> {
+fn crossbeam_array_clone_fence(threaded: bool) -> Drained<impl FnMut(u64)> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<CoordinatorEvent>(CAPACITY);
-    let drainer = Drainer::start(move || std_polled(rx.try_recv()));
     let names = Names::new();
     let parked = AtomicBool::new(false);
-    Drained {
-        send: move |seq| {
+    drained(
+        move |seq| {
             let event = names.delivered(seq);
             let _ = black_box(tx.try_send(event.clone()));
             fence(Ordering::SeqCst);
             black_box(parked.load(Ordering::Relaxed));
             drop(black_box(event));
         },
-        drainer: Some(drainer),
-        sent: 0,
-    }
+        move || std_polled(rx.try_recv()),
+        threaded,
+    )
 }
 
-fn tokio_mpsc() -> Drained<impl FnMut(u64)> {
+fn tokio_mpsc(threaded: bool) -> Drained<impl FnMut(u64)> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<CoordinatorEvent>(CAPACITY);
-    let drainer = Drainer::start(move || match rx.try_recv() {
-        Ok(item) => Polled::Item(item),
-        Err(tokio::sync::mpsc::error::TryRecvError::Empty) => Polled::Empty,
-        Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => Polled::Ended,
-    });
     let names = Names::new();
-    Drained {
-        send: move |seq| {
+    drained(
+        move |seq| {
             let _ = black_box(tx.try_send(names.delivered(seq)));
         },
-        drainer: Some(drainer),
-        sent: 0,
-    }
+        move || match rx.try_recv() {
+            Ok(item) => Polled::Item(item),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => Polled::Empty,
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => Polled::Ended,
+        },
+        threaded,
+    )
 }
 
 /// `watch::Sender::send` of the event, with a reader thread that reads every change it can
 /// (`with_reader`) or with an idle receiver.
 struct Watch {
     tx: Option<tokio::sync::watch::Sender<CoordinatorEvent>>,
+    gate: Gate,
     idle_rx: Option<tokio::sync::watch::Receiver<CoordinatorEvent>>,
     reader: Option<JoinHandle<()>>,
     names: Names,
@@ -367,11 +442,13 @@ impl Watch {
     fn new(with_reader: bool) -> Self {
         let names = Names::new();
         let (tx, mut rx) = tokio::sync::watch::channel(names.delivered(0));
+        let gate = Gate::default();
+        let idle = gate.clone();
         let (idle_rx, reader) = if with_reader {
             let reader = std::thread::spawn(move || loop {
                 match rx.has_changed() {
                     Ok(true) => drop(black_box(rx.borrow_and_update().clone())),
-                    Ok(false) => std::hint::spin_loop(),
+                    Ok(false) => idle.idle(),
                     Err(_) => return,
                 }
             });
@@ -381,6 +458,7 @@ impl Watch {
         };
         Self {
             tx: Some(tx),
+            gate,
             idle_rx,
             reader,
             names,
@@ -400,12 +478,19 @@ impl Watch {
 impl Case for Watch {
     fn run(&mut self, iters: u64) -> Duration {
         let tx = self.tx.as_ref().expect("running");
+        if let Some(reader) = &self.reader {
+            self.gate.set(true, reader.thread());
+        }
         let start = Instant::now();
         for _ in 0..iters {
             self.seq += 1;
             let _ = black_box(tx.send(self.names.delivered(self.seq)));
         }
-        start.elapsed()
+        let took = start.elapsed();
+        if let Some(reader) = &self.reader {
+            self.gate.set(false, reader.thread());
+        }
+        took
     }
 }
 
@@ -477,27 +562,52 @@ fn benches(c: &mut Criterion, logging: &Logging) {
     });
 
     group.bench_function("channel_reporter_drained", |b| {
-        let mut case = channel_reporter();
+        let mut case = channel_reporter(true);
+        bench_case(b, &mut case);
+        case.finish();
+    });
+    group.bench_function("channel_reporter_uncontended", |b| {
+        let mut case = channel_reporter(false);
         bench_case(b, &mut case);
         case.finish();
     });
     group.bench_function("crossbeam_array_try_send_drained", |b| {
-        let mut case = crossbeam_array();
+        let mut case = crossbeam_array(true);
+        bench_case(b, &mut case);
+        case.finish();
+    });
+    group.bench_function("crossbeam_array_try_send_uncontended", |b| {
+        let mut case = crossbeam_array(false);
         bench_case(b, &mut case);
         case.finish();
     });
     group.bench_function("crossbeam_array_try_send_clone_drained", |b| {
-        let mut case = crossbeam_array_clone();
+        let mut case = crossbeam_array_clone(true);
+        bench_case(b, &mut case);
+        case.finish();
+    });
+    group.bench_function("crossbeam_array_try_send_clone_uncontended", |b| {
+        let mut case = crossbeam_array_clone(false);
         bench_case(b, &mut case);
         case.finish();
     });
     group.bench_function("crossbeam_array_try_send_clone_fence_drained", |b| {
-        let mut case = crossbeam_array_clone_fence();
+        let mut case = crossbeam_array_clone_fence(true);
+        bench_case(b, &mut case);
+        case.finish();
+    });
+    group.bench_function("crossbeam_array_try_send_clone_fence_uncontended", |b| {
+        let mut case = crossbeam_array_clone_fence(false);
         bench_case(b, &mut case);
         case.finish();
     });
     group.bench_function("tokio_mpsc_try_send_drained", |b| {
-        let mut case = tokio_mpsc();
+        let mut case = tokio_mpsc(true);
+        bench_case(b, &mut case);
+        case.finish();
+    });
+    group.bench_function("tokio_mpsc_try_send_uncontended", |b| {
+        let mut case = tokio_mpsc(false);
         bench_case(b, &mut case);
         case.finish();
     });
@@ -585,8 +695,12 @@ fn median(values: &[f64]) -> f64 {
 fn side_by_side(rounds: usize) {
     let mut baseline = Baseline { seq: 0 };
     let mut null = Emit::new(NullReporter);
-    let mut channel = channel_reporter();
-    let mut crossbeam = crossbeam_array();
+    let mut channel = channel_reporter(true);
+    let mut crossbeam = crossbeam_array(true);
+    let mut crossbeam_clone = crossbeam_array_clone(true);
+    let mut channel_alone = channel_reporter(false);
+    let mut crossbeam_alone = crossbeam_array(false);
+    let mut crossbeam_clone_alone = crossbeam_array_clone(false);
     let mut watch_read = Watch::new(true);
     let mut watch_idle = Watch::new(false);
     let (provider, reporter) = otel();
@@ -598,6 +712,16 @@ fn side_by_side(rounds: usize) {
             ("null_reporter", &mut null),
             ("channel_reporter_drained", &mut channel),
             ("crossbeam_array_try_send_drained", &mut crossbeam),
+            (
+                "crossbeam_array_try_send_clone_drained",
+                &mut crossbeam_clone,
+            ),
+            ("channel_reporter_uncontended", &mut channel_alone),
+            ("crossbeam_array_try_send_uncontended", &mut crossbeam_alone),
+            (
+                "crossbeam_array_try_send_clone_uncontended",
+                &mut crossbeam_clone_alone,
+            ),
             ("tokio_watch_send_read", &mut watch_read),
             ("tokio_watch_send_idle_receiver", &mut watch_idle),
             ("otel_reporter_sdk_meter", &mut otel),
@@ -639,19 +763,37 @@ fn side_by_side(rounds: usize) {
                 "reporter_channel",
                 "channel_reporter_drained",
                 "crossbeam_array_try_send_drained",
-                "target at most 1.20",
+                "target at most 1.20 (a reader thread busy on the channel)",
+            ),
+            (
+                "reporter_channel_uncontended",
+                "channel_reporter_uncontended",
+                "crossbeam_array_try_send_uncontended",
+                "target at most 1.20 (nobody else on the channel: the reporter's own work)",
             ),
             (
                 "reporter_channel_vs_watch",
                 "channel_reporter_drained",
                 "tokio_watch_send_read",
-                "target below 1.00",
+                "target below 1.00 (both with a reader thread busy)",
             ),
             (
-                "reporter_channel_vs_watch_idle",
-                "channel_reporter_drained",
+                "reporter_channel_vs_watch_uncontended",
+                "channel_reporter_uncontended",
                 "tokio_watch_send_idle_receiver",
-                "target below 1.00",
+                "target below 1.00 (both with nobody reading meanwhile)",
+            ),
+            (
+                "clone_drained",
+                "crossbeam_array_try_send_clone_drained",
+                "crossbeam_array_try_send_drained",
+                "attribution: sending a clone, as report(&event) must",
+            ),
+            (
+                "clone_uncontended",
+                "crossbeam_array_try_send_clone_uncontended",
+                "crossbeam_array_try_send_uncontended",
+                "attribution: sending a clone, as report(&event) must",
             ),
         ];
         for (name, a, b, note) in comparisons {
@@ -661,6 +803,10 @@ fn side_by_side(rounds: usize) {
     }
     channel.finish();
     crossbeam.finish();
+    crossbeam_clone.finish();
+    channel_alone.finish();
+    crossbeam_alone.finish();
+    crossbeam_clone_alone.finish();
     watch_read.finish();
     watch_idle.finish();
     let _ = provider.shutdown();
@@ -668,9 +814,12 @@ fn side_by_side(rounds: usize) {
 
 fn main() {
     let logging = Logging::install();
-    let mut criterion = Criterion::default().configure_from_args();
-    benches(&mut criterion, &logging);
-    criterion.final_summary();
+    // HERALD_BENCH_SIDE_BY_SIDE_ONLY=1 skips criterion's table (a quick look at the ratios).
+    if std::env::var_os("HERALD_BENCH_SIDE_BY_SIDE_ONLY").is_none() {
+        let mut criterion = Criterion::default().configure_from_args();
+        benches(&mut criterion, &logging);
+        criterion.final_summary();
+    }
     // `cargo bench` passes --bench; `cargo test --benches` does not, and runs a quick check.
     let bench = std::env::args().any(|a| a == "--bench");
     let filtered = std::env::args().skip(1).any(|a| !a.starts_with('-'));

@@ -20,9 +20,9 @@
 //! Every other line starts with `#` and gives the runs behind each number.
 //!
 //! Environment: `HERALD_BENCH_N` (messages per publish/consume run, default 200000),
-//! `HERALD_BENCH_N_AWAITED` (20000), `HERALD_BENCH_REPLAY_N` (1000000), `HERALD_BENCH_ROUNDS`
-//! (rounds of the cheap rows, 5), `HERALD_BENCH_ROUNDS_LONG` (rounds of the expensive rows:
-//! pipelined publish and replay, 3), `HERALD_BENCH_RECOVERY_ROUNDS` (5), `NATS_SERVER_BIN`.
+//! `HERALD_BENCH_N_AWAITED` (10000), `HERALD_BENCH_REPLAY_N` (1000000), `HERALD_BENCH_ROUNDS`
+//! (rounds of the cheap rows, 7), `HERALD_BENCH_ROUNDS_LONG` (rounds of the expensive rows:
+//! pipelined publish and replay, 5), `HERALD_BENCH_RECOVERY_ROUNDS` (5), `NATS_SERVER_BIN`.
 //! Run without `--bench` (as `cargo test --benches` does) it is a smoke test with tiny sizes.
 //!
 //! Internal modes of the same binary: `HERALD_BENCH_PHASE=replay` (the replay subscriber, in a
@@ -85,7 +85,7 @@ impl Config {
         let (n, n_awaited, n_replay, rounds, rounds_long, recovery) = if smoke {
             (2_000, 200, 5_000, 1, 1, 1)
         } else {
-            (200_000, 20_000, 1_000_000, 5, 3, 5)
+            (200_000, 10_000, 1_000_000, 7, 5, 5)
         };
         Self {
             n: env_usize("HERALD_BENCH_N", n),
