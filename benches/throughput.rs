@@ -42,7 +42,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use herald::reporter::{from_fn, ReporterExt};
 use herald::{
-    CheckpointKey, CheckpointStore, Coordinator, CoordinatorEvent, EventKind,
+    CheckpointKey, CheckpointPolicy, CheckpointStore, Coordinator, CoordinatorEvent, EventKind,
     MemoryCheckpointStore, NullReporter, Reporter, StartPosition,
 };
 use herald_log::LogReporter;
@@ -114,10 +114,12 @@ fn main() {
 
     // The log reporter row needs a subscriber at info; every row runs under it, raw included,
     // as they would in an application that logs.
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(std::io::sink)
-        .init();
+    if std::env::var_os("HERALD_BENCH_NO_TRACING").is_none() {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(std::io::sink)
+            .init();
+    }
 
     print_header(&cfg, smoke);
     let rt = runtime();
@@ -381,25 +383,28 @@ impl Bench {
             k(rate(warm, raw_warm)),
             k(rate(warm, herald_warm))
         );
-        let (mut raw, mut her) = (Vec::new(), Vec::new());
+        let (mut raw, mut her) = (Runs::default(), Runs::default());
         for round in 0..rounds {
             let raw_stream = format!("P_RAW_{round}");
             let herald_stream = format!("P_HERALD_{round}");
-            if raw_first(round) {
-                raw.push(rate(n, self.raw_publish(&raw_stream, n, pipelined).await));
-                her.push(rate(
-                    n,
-                    self.herald_publish(&herald_stream, n, pipelined).await,
-                ));
+            let order = if raw_first(round) {
+                [true, false]
             } else {
-                her.push(rate(
-                    n,
-                    self.herald_publish(&herald_stream, n, pipelined).await,
-                ));
-                raw.push(rate(n, self.raw_publish(&raw_stream, n, pipelined).await));
+                [false, true]
+            };
+            for is_raw in order {
+                if is_raw {
+                    raw.add(n, timed(self.raw_publish(&raw_stream, n, pipelined)).await);
+                } else {
+                    her.add(
+                        n,
+                        timed(self.herald_publish(&herald_stream, n, pipelined)).await,
+                    );
+                }
             }
         }
-        report_ratio(name, &raw, &her, "msg/s");
+        report_ratio(name, &raw.rates, &her.rates, "msg/s");
+        report_cpu(name, &raw, &her);
     }
 
     // ---- consume ------------------------------------------------------------------------
@@ -442,12 +447,17 @@ impl Bench {
         durable: &str,
         n: usize,
     ) -> Duration {
+        let policy = CheckpointPolicy {
+            every: env_usize("HERALD_BENCH_CHECKPOINT_EVERY", 100) as u64,
+            ..CheckpointPolicy::default()
+        };
         let (elapsed, sub) = deadline("herald consume", async {
             let start = Instant::now();
             let mut sub = c
                 .subscribe(">")
                 .durable(durable)
                 .start(StartPosition::All)
+                .checkpoint_policy(policy)
                 .await
                 .expect("herald subscribe");
             for _ in 0..n {
@@ -627,19 +637,17 @@ async fn timed(run: impl std::future::Future<Output = Duration>) -> (Duration, D
     (elapsed, process_cpu().saturating_sub(cpu))
 }
 
-/// The CPU time this process has used, from `/proc/self/stat` (10 ms resolution).
+/// The CPU time this process's live threads have used, in nanoseconds: the sum of the first
+/// field of `/proc/self/task/*/schedstat` (threads that exited between two readings are not
+/// counted; the runtime's threads live for the whole run).
 fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let ticks: u64 = fields.iter().sum();
-    Duration::from_millis(ticks * 10)
+    let tasks = std::fs::read_dir("/proc/self/task").into_iter().flatten();
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
 }
 
 /// The rates and CPU costs of one side's runs.
@@ -690,11 +698,29 @@ enum Variant {
     Log,
 }
 
+/// Every variant, or those `HERALD_BENCH_CONSUME` names (`raw,null,otel,log`; raw is always
+/// first: it is the reference).
 fn consume_variants() -> Vec<Variant> {
-    vec![Variant::Raw, Variant::Null, Variant::Otel, Variant::Log]
+    let all = [Variant::Raw, Variant::Null, Variant::Otel, Variant::Log];
+    match std::env::var("HERALD_BENCH_CONSUME") {
+        Ok(names) => all
+            .into_iter()
+            .filter(|v| *v == Variant::Raw || names.split(',').any(|n| v.key() == n.trim()))
+            .collect(),
+        Err(_) => all.to_vec(),
+    }
 }
 
 impl Variant {
+    fn key(self) -> &'static str {
+        match self {
+            Variant::Raw => "raw",
+            Variant::Null => "null",
+            Variant::Otel => "otel",
+            Variant::Log => "log",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Variant::Raw => "raw",
