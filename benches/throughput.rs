@@ -1,7 +1,7 @@
 //! Herald side by side with raw async-nats, against one nats-server this benchmark starts.
 //!
 //! ```text
-//! cargo bench --bench throughput                 # everything, about five minutes
+//! cargo bench --bench throughput                 # everything: 1.5 to 5 minutes here
 //! cargo bench --bench throughput -- consume      # only the phases whose name contains "consume"
 //! HERALD_BENCH_N=50000 cargo bench --bench throughput -- publish
 //! ```
@@ -22,8 +22,15 @@
 //! Environment: `HERALD_BENCH_N` (messages per publish/consume run, default 200000),
 //! `HERALD_BENCH_N_AWAITED` (10000), `HERALD_BENCH_REPLAY_N` (1000000), `HERALD_BENCH_ROUNDS`
 //! (rounds of the cheap rows, 7), `HERALD_BENCH_ROUNDS_LONG` (rounds of the expensive rows:
-//! pipelined publish and replay, 5), `HERALD_BENCH_RECOVERY_ROUNDS` (5), `NATS_SERVER_BIN`.
+//! pipelined publish and replay, 5), `HERALD_BENCH_RECOVERY_ROUNDS` (5), `NATS_SERVER_BIN`;
+//! for profiling, `HERALD_BENCH_CONSUME=null,otel,log` (which Herald consume variants run),
+//! `HERALD_BENCH_CHECKPOINT_EVERY` (100) and `HERALD_BENCH_NO_TRACING` (no `tracing`
+//! subscriber; by default one at info writes to a sink, for the log reporter's row).
 //! Run without `--bench` (as `cargo test --benches` does) it is a smoke test with tiny sizes.
+//!
+//! The rounds are fewer for the expensive rows (5 pairs for the pipelined publish and the 1 M
+//! replay, against 7 for the others) to keep the whole run within a few minutes; say more with
+//! the variables above. Results and what limits them: BENCHMARKS.md.
 //!
 //! Internal modes of the same binary: `HERALD_BENCH_PHASE=replay` (the replay subscriber, in a
 //! child process so its peak RSS is its own) and `HERALD_BENCH_PHASE=zero-cost` (the loop
@@ -409,8 +416,14 @@ impl Bench {
 
     // ---- consume ------------------------------------------------------------------------
 
-    async fn raw_consume(&self, stream: &str, name: &str, n: usize, start_seq: u64) -> Duration {
-        let js = &self.js;
+    async fn raw_consume(
+        &self,
+        js: &jetstream::Context,
+        stream: &str,
+        name: &str,
+        n: usize,
+        start_seq: u64,
+    ) -> Duration {
         let elapsed = deadline("raw consume", async {
             let start = Instant::now();
             let consumer: consumer::PullConsumer = js
@@ -484,6 +497,9 @@ impl Bench {
         self.fill(stream, n).await;
 
         let variants = consume_variants();
+        // The raw consumer gets a connection of its own, made with the coordinators' (not the
+        // one that filled the stream), so both sides start from the same kind of connection.
+        let (_raw_client, raw_js) = raw_connect(&self.url).await;
         let mut coordinators = Vec::new();
         for v in &variants {
             coordinators.push(match v {
@@ -500,7 +516,7 @@ impl Bench {
             let elapsed = match &coordinators[i] {
                 None => {
                     support::counting(true);
-                    let e = self.raw_consume(stream, &name, warm, 1).await;
+                    let e = self.raw_consume(&raw_js, stream, &name, warm, 1).await;
                     support::counting(false);
                     e
                 }
@@ -530,7 +546,7 @@ impl Bench {
                 let i = (j + round) % variants.len();
                 let name = format!("r{round}-{i}");
                 let run = match &coordinators[i] {
-                    None => timed(self.raw_consume(stream, &name, n, 1)).await,
+                    None => timed(self.raw_consume(&raw_js, stream, &name, n, 1)).await,
                     Some(c) => timed(c.consume(self, &name, n)).await,
                 };
                 runs[i].add(n, run);
@@ -621,6 +637,16 @@ impl Bench {
             "rss_mib replay_peak_above_baseline_raw = {:.1}",
             above(&raw)
         );
+        for (side, runs) in [("herald", &her), ("raw", &raw)] {
+            let of = |f: fn(&ReplayResult) -> u64| {
+                median(&runs.iter().map(|r| mib(f(r))).collect::<Vec<_>>())
+            };
+            println!(
+                "rss_mib replay_baseline_{side} = {:.1}",
+                of(|r| r.baseline_kib)
+            );
+            println!("rss_mib replay_peak_{side} = {:.1}", of(|r| r.hwm_kib));
+        }
         self.delete_stream(stream).await;
     }
 }
@@ -876,7 +902,9 @@ fn replay_child() {
                 };
                 let baseline = proc_status_kib("VmRSS");
                 (
-                    bench.raw_consume(&stream, "replay-raw", n, 2).await,
+                    bench
+                        .raw_consume(&bench.js, &stream, "replay-raw", n, 2)
+                        .await,
                     baseline,
                 )
             }
