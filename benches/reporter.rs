@@ -10,7 +10,8 @@
 //! per-message kind, so the one that matters): `if interest(kind) { report(&build()) }`,
 //! through a copy of Herald's crate-private `Emitter` (the same `catch_unwind` around
 //! `interest`, the same out-of-line `deliver`). The comparison rows send the same event
-//! through a bare crossbeam-array channel, a tokio `mpsc` and a tokio `watch`.
+//! through a bare crossbeam-channel `bounded` channel (what herald-channel is built on), std's
+//! `sync_channel` (crossbeam's array algorithm, ported), a tokio `mpsc` and a tokio `watch`.
 //!
 //! Each channel is measured twice. `_drained`: a reader thread polls it without ever blocking,
 //! as fast as it can, while the sender sends (a burst of per-message events with a reader that
@@ -85,7 +86,7 @@ impl<R: Reporter> Emitter<R> {
 
     #[inline(never)]
     fn deliver(&self, event: CoordinatorEvent) {
-        if catch_unwind(AssertUnwindSafe(|| self.reporter.report(&event))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| self.reporter.report_owned(event))).is_err() {
             self.panics.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -376,6 +377,23 @@ fn crossbeam_array(threaded: bool) -> Drained<impl FnMut(u64)> {
     )
 }
 
+/// The bare crossbeam-channel `bounded` channel: what herald-channel is built on.
+fn crossbeam_channel(threaded: bool) -> Drained<impl FnMut(u64)> {
+    let (tx, rx) = crossbeam_channel::bounded::<CoordinatorEvent>(CAPACITY);
+    let names = Names::new();
+    drained(
+        move |seq| {
+            let _ = black_box(tx.try_send(names.delivered(seq)));
+        },
+        move || match rx.try_recv() {
+            Ok(item) => Polled::Item(item),
+            Err(crossbeam_channel::TryRecvError::Empty) => Polled::Empty,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Polled::Ended,
+        },
+        threaded,
+    )
+}
+
 /// The bare channel, sending a clone of the event as a reporter given `&CoordinatorEvent`
 /// must (attribution row).
 fn crossbeam_array_clone(threaded: bool) -> Drained<impl FnMut(u64)> {
@@ -581,6 +599,16 @@ fn benches(c: &mut Criterion, logging: &Logging) {
         bench_case(b, &mut case);
         case.finish();
     });
+    group.bench_function("crossbeam_channel_try_send_drained", |b| {
+        let mut case = crossbeam_channel(true);
+        bench_case(b, &mut case);
+        case.finish();
+    });
+    group.bench_function("crossbeam_channel_try_send_uncontended", |b| {
+        let mut case = crossbeam_channel(false);
+        bench_case(b, &mut case);
+        case.finish();
+    });
     group.bench_function("crossbeam_array_try_send_clone_drained", |b| {
         let mut case = crossbeam_array_clone(true);
         bench_case(b, &mut case);
@@ -701,6 +729,8 @@ fn side_by_side(rounds: usize) {
     let mut channel_alone = channel_reporter(false);
     let mut crossbeam_alone = crossbeam_array(false);
     let mut crossbeam_clone_alone = crossbeam_array_clone(false);
+    let mut bare = crossbeam_channel(true);
+    let mut bare_alone = crossbeam_channel(false);
     let mut watch_read = Watch::new(true);
     let mut watch_idle = Watch::new(false);
     let (provider, reporter) = otel();
@@ -712,6 +742,8 @@ fn side_by_side(rounds: usize) {
             ("null_reporter", &mut null),
             ("channel_reporter_drained", &mut channel),
             ("crossbeam_array_try_send_drained", &mut crossbeam),
+            ("crossbeam_channel_try_send_drained", &mut bare),
+            ("crossbeam_channel_try_send_uncontended", &mut bare_alone),
             (
                 "crossbeam_array_try_send_clone_drained",
                 &mut crossbeam_clone,
@@ -762,13 +794,13 @@ fn side_by_side(rounds: usize) {
             (
                 "reporter_channel",
                 "channel_reporter_drained",
-                "crossbeam_array_try_send_drained",
+                "crossbeam_channel_try_send_drained",
                 "target at most 1.20 (a reader thread busy on the channel)",
             ),
             (
                 "reporter_channel_uncontended",
                 "channel_reporter_uncontended",
-                "crossbeam_array_try_send_uncontended",
+                "crossbeam_channel_try_send_uncontended",
                 "target at most 1.20 (nobody else on the channel: the reporter's own work)",
             ),
             (
@@ -807,6 +839,8 @@ fn side_by_side(rounds: usize) {
     channel_alone.finish();
     crossbeam_alone.finish();
     crossbeam_clone_alone.finish();
+    bare.finish();
+    bare_alone.finish();
     watch_read.finish();
     watch_idle.finish();
     let _ = provider.shutdown();

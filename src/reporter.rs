@@ -72,6 +72,16 @@ pub trait Reporter: Send + Sync + 'static {
 
     /// Handles one event. Only called for kinds whose [`interest`](Reporter::interest) was true.
     fn report(&self, event: &CoordinatorEvent);
+
+    /// Handles one event that was built for this reporter alone, by value.
+    ///
+    /// The coordinator calls this one; the default lends the event to
+    /// [`report`](Reporter::report). Override it when the reporter keeps events (a channel):
+    /// keeping this one saves cloning it.
+    #[inline]
+    fn report_owned(&self, event: CoordinatorEvent) {
+        self.report(&event)
+    }
 }
 
 /// The default reporter: wants nothing, costs nothing.
@@ -106,6 +116,11 @@ impl<R: Reporter + ?Sized> Reporter for &'static R {
     fn report(&self, event: &CoordinatorEvent) {
         (**self).report(event)
     }
+
+    #[inline]
+    fn report_owned(&self, event: CoordinatorEvent) {
+        (**self).report_owned(event)
+    }
 }
 
 impl<R: Reporter + ?Sized> Reporter for Box<R> {
@@ -118,6 +133,11 @@ impl<R: Reporter + ?Sized> Reporter for Box<R> {
     fn report(&self, event: &CoordinatorEvent) {
         (**self).report(event)
     }
+
+    #[inline]
+    fn report_owned(&self, event: CoordinatorEvent) {
+        (**self).report_owned(event)
+    }
 }
 
 impl<R: Reporter + ?Sized> Reporter for Arc<R> {
@@ -129,6 +149,11 @@ impl<R: Reporter + ?Sized> Reporter for Arc<R> {
     #[inline]
     fn report(&self, event: &CoordinatorEvent) {
         (**self).report(event)
+    }
+
+    #[inline]
+    fn report_owned(&self, event: CoordinatorEvent) {
+        (**self).report_owned(event)
     }
 }
 
@@ -225,6 +250,11 @@ where
     fn report(&self, event: &CoordinatorEvent) {
         self.inner.report(event)
     }
+
+    #[inline]
+    fn report_owned(&self, event: CoordinatorEvent) {
+        self.inner.report_owned(event)
+    }
 }
 
 /// Combinators available on every [`Reporter`].
@@ -300,7 +330,7 @@ impl<R: Reporter> Emitter<R> {
 
     #[inline(never)]
     fn deliver(&self, event: CoordinatorEvent) {
-        if catch_unwind(AssertUnwindSafe(|| self.reporter.report(&event))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| self.reporter.report_owned(event))).is_err() {
             self.panics.fetch_add(1, Ordering::Relaxed);
         }
     }

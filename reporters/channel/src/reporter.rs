@@ -1,5 +1,6 @@
 //! [`ChannelReporter`]: the coordinator's side of the channel, which never blocks.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -154,7 +155,7 @@ impl ChannelReporter {
     /// that the marker sits exactly where they happened, then send the event.
     #[cold]
     #[inline(never)]
-    fn report_after_drops(&self, event: &CoordinatorEvent) {
+    fn report_after_drops(&self, event: Cow<'_, CoordinatorEvent>) {
         let count = self.shared.take_pending();
         if count != 0 {
             if let Err(e) = self.tx.try_send(Received::Dropped { count }) {
@@ -169,12 +170,14 @@ impl ChannelReporter {
     }
 
     #[inline(always)]
-    fn send(&self, event: &CoordinatorEvent) {
-        match self.tx.try_send(Received::Event(event.clone())) {
+    fn send(&self, event: Cow<'_, CoordinatorEvent>) {
+        let kind = event.kind();
+        // An owned event is moved into the channel; a borrowed one is cloned (`Arc` names).
+        match self.tx.try_send(Received::Event(event.into_owned())) {
             Ok(()) => self.shared.notify(),
             Err(e) => {
                 let gone = matches!(e, TrySendError::Disconnected(_));
-                self.shared.record_drop(event.kind(), 0, gone);
+                self.shared.record_drop(kind, 0, gone);
             }
         }
     }
@@ -184,9 +187,17 @@ impl Reporter for ChannelReporter {
     #[inline]
     fn report(&self, event: &CoordinatorEvent) {
         if self.shared.has_pending() {
-            return self.report_after_drops(event);
+            return self.report_after_drops(Cow::Borrowed(event));
         }
-        self.send(event);
+        self.send(Cow::Borrowed(event));
+    }
+
+    #[inline]
+    fn report_owned(&self, event: CoordinatorEvent) {
+        if self.shared.has_pending() {
+            return self.report_after_drops(Cow::Owned(event));
+        }
+        self.send(Cow::Owned(event));
     }
 }
 
