@@ -19,6 +19,10 @@ use herald::{
 use support::nats_server::start_cluster;
 use support::{jetstream, NatsServer, Recorder};
 
+/// The scenarios run one at a time: each already loads both cores with servers, publishers and
+/// subscribers, and timing faults (heartbeats, elections) must not depend on its neighbours.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Generous deadline for a whole chaos scenario's delivery.
 const LONG: Duration = Duration::from_secs(120);
 
@@ -109,6 +113,7 @@ fn thread_count() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_server_kills_during_50k_events_lose_and_duplicate_nothing() {
+    let _serial = SERIAL.lock().await;
     const TOTAL: u64 = 50_000;
     let threads_before = thread_count();
     let mut server = NatsServer::start();
@@ -183,6 +188,7 @@ async fn ten_server_kills_during_50k_events_lose_and_duplicate_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_deleted_ten_times_while_publishing() {
+    let _serial = SERIAL.lock().await;
     const TOTAL: u64 = 5_000;
     let server = NatsServer::start();
     let rec = Recorder::new();
@@ -242,6 +248,7 @@ async fn consumer_deleted_ten_times_while_publishing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_freezes_of_three_heartbeats_are_each_noticed_and_recovered() {
+    let _serial = SERIAL.lock().await;
     let server = NatsServer::start();
     let rec = Recorder::new();
     let c = node(&server.url(), "FREEZE", rec.clone()).await;
@@ -277,6 +284,7 @@ async fn five_freezes_of_three_heartbeats_are_each_noticed_and_recovered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_restarted_mid_replay_resumes_from_its_file_checkpoint() {
+    let _serial = SERIAL.lock().await;
     const TOTAL: u64 = 20_000;
     let server = NatsServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -363,6 +371,7 @@ async fn a_subscriber_restarted_mid_replay_resumes_from_its_file_checkpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_node_cluster_survives_leader_loss_and_a_full_restart() {
+    let _serial = SERIAL.lock().await;
     const TOTAL: u64 = 3_000;
     let mut nodes = start_cluster(3);
     let urls = nodes.iter().map(|n| n.url()).collect::<Vec<_>>().join(",");
@@ -450,6 +459,7 @@ async fn a_three_node_cluster_survives_leader_loss_and_a_full_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_expiring_while_a_subscriber_process_is_away_are_reported_exactly() {
+    let _serial = SERIAL.lock().await;
     let server = NatsServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = herald::CheckpointPolicy {
