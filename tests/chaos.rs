@@ -337,6 +337,20 @@ async fn a_subscriber_restarted_mid_replay_resumes_from_its_file_checkpoint() {
     .expect("first process");
     assert_exactly_once_in_order(&seen_first, 7_250);
     assert!((7_000..=7_250).contains(&saved), "saved {saved}");
+    // A save already in flight when the process died may still have landed: the file is the
+    // truth, and it is never behind what the process saw saved.
+    let key = herald::CheckpointKey {
+        stream: "REPLAY".into(),
+        durable: "replayer".into(),
+        filter: "REPLAY.>".into(),
+    };
+    use herald::CheckpointStore;
+    let saved = FileCheckpointStore::new(dir.path())
+        .load(&key)
+        .await
+        .expect("load")
+        .expect("a checkpoint");
+    assert!((7_000..=7_250).contains(&saved), "saved {saved}");
 
     // Second process: same node id and checkpoint directory.
     let rec = Recorder::new();

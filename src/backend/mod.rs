@@ -170,7 +170,10 @@ impl Backend {
     pub(crate) async fn create_consumer(&self, spec: &ConsumerSpec) -> Result<Consumer> {
         match self {
             Backend::Memory(b) => b.create_consumer(spec).map(Consumer::Memory),
-            Backend::Nats(b) => b.create_consumer(spec).await.map(Consumer::Nats),
+            Backend::Nats(b) => b
+                .create_consumer(spec)
+                .await
+                .map(|c| Consumer::Nats(Box::new(c))),
         }
     }
 
@@ -190,14 +193,14 @@ impl Backend {
 #[derive(Debug)]
 pub(crate) enum Consumer {
     Memory(memory::MemoryConsumer),
-    Nats(nats::NatsConsumer),
+    Nats(Box<nats::NatsConsumer>),
 }
 
 impl Consumer {
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<ConsumerItem> {
         match self {
             Consumer::Memory(c) => c.poll_next(cx),
-            Consumer::Nats(c) => Pin::new(c).poll_next(cx),
+            Consumer::Nats(c) => Pin::new(&mut **c).poll_next(cx),
         }
     }
 }

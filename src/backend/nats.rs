@@ -6,6 +6,7 @@
 //! no 2.10+ API is used.
 
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -689,6 +690,11 @@ impl NatsBackend {
         Ok(NatsConsumer {
             messages: Box::pin(messages),
             ended: false,
+            handle: consumer,
+            last_seq: 0,
+            idle_after: spec.heartbeat * 6,
+            idle: Box::pin(tokio::time::sleep(spec.heartbeat * 6)),
+            check: None,
         })
     }
 
@@ -730,9 +736,20 @@ fn bounds_of(state: &stream::State) -> StreamBounds {
 }
 
 /// A pull consumer's message stream.
+///
+/// With `AckPolicy::None` the server never redelivers, so a message lost between server and
+/// client (a client buffer overflowing) at the tail of the stream would leave the subscription
+/// waiting forever: no later message reveals the gap. While idle, the consumer therefore asks
+/// the server every six heartbeats how far it has delivered, and reports a fault when that is
+/// beyond the last message received.
 pub(crate) struct NatsConsumer {
     messages: Pin<Box<consumer::pull::Stream>>,
     ended: bool,
+    handle: consumer::PullConsumer,
+    last_seq: u64,
+    idle_after: Duration,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    check: Option<futures::future::BoxFuture<'static, Option<u64>>>,
 }
 
 impl fmt::Debug for NatsConsumer {
@@ -742,20 +759,61 @@ impl fmt::Debug for NatsConsumer {
 }
 
 impl NatsConsumer {
+    fn reset_idle(&mut self) {
+        let next = tokio::time::Instant::now() + self.idle_after;
+        self.idle.as_mut().reset(next);
+    }
+
     pub(crate) fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ConsumerItem> {
         let this = self.get_mut();
         if this.ended {
             return Poll::Pending;
         }
         use consumer::pull::MessagesErrorKind as K;
-        let item = match this.messages.as_mut().poll_next(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(item) => item,
+        let item = loop {
+            if let Some(check) = this.check.as_mut() {
+                if let Poll::Ready(delivered) = check.as_mut().poll(cx) {
+                    this.check = None;
+                    this.reset_idle();
+                    if let Some(delivered) = delivered.filter(|d| *d > this.last_seq) {
+                        let received = this.last_seq;
+                        return Poll::Ready(ConsumerItem::Fault(Fault::Other(Error::new(
+                            ErrorKind::Server,
+                            format!(
+                                "the server delivered up to sequence {delivered} but the client received up to {received}"
+                            ),
+                        ))));
+                    }
+                }
+            }
+            match this.messages.as_mut().poll_next(cx) {
+                Poll::Ready(item) => {
+                    // Activity is proof enough; an answer computed meanwhile could be stale.
+                    this.check = None;
+                    this.reset_idle();
+                    break item;
+                }
+                Poll::Pending => {}
+            }
+            if this.check.is_some() || this.idle.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let handle = this.handle.clone();
+            this.check = Some(Box::pin(async move {
+                handle
+                    .get_info()
+                    .await
+                    .ok()
+                    .map(|info| info.delivered.stream_sequence)
+            }));
         };
         Poll::Ready(match item {
             Some(Ok(message)) => match message.info() {
                 Ok(info) => ConsumerItem::Message(RawMessage {
-                    seq: info.stream_sequence,
+                    seq: {
+                        this.last_seq = info.stream_sequence;
+                        info.stream_sequence
+                    },
                     consumer_seq: info.consumer_sequence,
                     subject: Arc::from(message.subject.as_str()),
                     published_at: SystemTime::from(info.published),
