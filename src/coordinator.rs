@@ -181,15 +181,15 @@ impl<R: Reporter> Coordinator<R> {
     {
         let inner = &*self.inner;
         inner.check_open()?;
-        let mut batch = Vec::new();
+        let items = items.into_iter();
+        let mut batch = Vec::with_capacity(items.size_hint().0);
         for (key, payload) in items {
             let payload = payload.into();
             batch.push((self.subject_for(key.as_ref(), &payload)?, payload));
         }
-        let retry: Vec<(Arc<str>, Bytes)> = batch.clone();
-        let results = inner.backend.publish_batch(batch).await;
+        let results = inner.backend.publish_batch(&batch).await;
         let mut seqs = Vec::with_capacity(results.len());
-        for (result, (subject, payload)) in results.into_iter().zip(retry) {
+        for (result, (subject, payload)) in results.into_iter().zip(batch) {
             let stored = match result {
                 Ok(stored) => stored,
                 Err(error) if error.is_transient() => {

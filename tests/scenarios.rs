@@ -482,3 +482,45 @@ async fn a_purge_reports_exactly_what_was_not_yet_delivered(target: Target) {
     );
 }
 on_both_backends!(a_purge_reports_exactly_what_was_not_yet_delivered);
+
+async fn replay_is_reported_before_its_first_message_reaches_the_application(target: Target) {
+    let rec = Recorder::new();
+    let c = target
+        .builder()
+        .stream("ORDER")
+        .reporter(rec.clone())
+        .connect()
+        .await
+        .expect("connect");
+    let mut sub = c
+        .subscribe(">")
+        .start(StartPosition::New)
+        .await
+        .expect("subscribe");
+    publish_n(&c, 1).await;
+    assert_eq!(take_seqs(&mut sub, 1).await, vec![1]);
+    target.delete_consumer("ORDER", sub.consumer_name()).await;
+    publish_n(&c, 3).await; // 2..=4 will be replayed
+    rec.clear();
+
+    // The moment the first replayed message is in the application's hands, the replay has
+    // been reported as started, and not yet as completed.
+    let first = support::take(&mut sub, 1).await;
+    assert_eq!((first[0].seq, first[0].replayed), (2, true));
+    assert_eq!(rec.count(EventKind::ReplayStarted), 1, "{:?}", rec.kinds());
+    assert_eq!(
+        rec.count(EventKind::ReplayCompleted),
+        0,
+        "{:?}",
+        rec.kinds()
+    );
+    let rest = support::take(&mut sub, 2).await;
+    assert_eq!(support::seqs(&rest), vec![3, 4]);
+    assert_eq!(
+        rec.count(EventKind::ReplayCompleted),
+        1,
+        "{:?}",
+        rec.kinds()
+    );
+}
+on_both_backends!(replay_is_reported_before_its_first_message_reaches_the_application);

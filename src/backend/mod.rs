@@ -150,11 +150,12 @@ impl Backend {
     }
 
     /// Publishes many messages, pipelined where the backend can; one result per message.
-    pub(crate) async fn publish_batch(&self, items: Vec<(Arc<str>, Bytes)>) -> Vec<Result<Stored>> {
+    /// The items are borrowed: the caller keeps them to retry the ones that fail transiently.
+    pub(crate) async fn publish_batch(&self, items: &[(Arc<str>, Bytes)]) -> Vec<Result<Stored>> {
         match self {
             Backend::Memory(b) => items
-                .into_iter()
-                .map(|(subject, payload)| b.publish(&subject, payload, None))
+                .iter()
+                .map(|(subject, payload)| b.publish(subject, payload.clone(), None))
                 .collect(),
             Backend::Nats(b) => b.publish_batch(items).await,
         }

@@ -565,7 +565,7 @@ impl NatsBackend {
 
     /// Pipelined publish: keeps up to `WINDOW` acknowledgements in flight and returns one result
     /// per message, in order.
-    pub(crate) async fn publish_batch(&self, items: Vec<(Arc<str>, Bytes)>) -> Vec<Result<Stored>> {
+    pub(crate) async fn publish_batch(&self, items: &[(Arc<str>, Bytes)]) -> Vec<Result<Stored>> {
         const WINDOW: usize = 512;
         let mut results = Vec::with_capacity(items.len());
         let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
@@ -577,7 +577,7 @@ impl NatsBackend {
             }
             let sent = self
                 .js
-                .publish(async_nats::Subject::from(&*subject), payload)
+                .publish(async_nats::Subject::from(&**subject), payload.clone())
                 .await;
             in_flight.push_back(sent);
         }
