@@ -45,6 +45,24 @@ pub enum ResubscribeCause {
     },
 }
 
+impl ResubscribeCause {
+    /// The cause's stable `snake_case` name, as used in logs and metrics attributes.
+    ///
+    /// ```
+    /// assert_eq!(herald::ResubscribeCause::ConsumerDeleted.name(), "consumer_deleted");
+    /// ```
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::HeartbeatsMissed { .. } => "heartbeats_missed",
+            Self::ConsumerDeleted => "consumer_deleted",
+            Self::SequenceGap { .. } => "sequence_gap",
+            Self::Disconnected => "disconnected",
+            Self::RetryFailed { .. } => "retry_failed",
+            Self::Fault { .. } => "fault",
+        }
+    }
+}
+
 impl fmt::Display for ResubscribeCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -91,8 +109,11 @@ macro_rules! event_kinds {
         }
 
         impl EventKind {
-            /// Every kind, in declaration order.
+            /// Every kind, in declaration order: `ALL[kind.index()] == kind`.
             pub const ALL: &'static [EventKind] = &[$(EventKind::$kind,)*];
+
+            /// How many kinds there are: the length of a table indexed by [`index`](Self::index).
+            pub const COUNT: usize = Self::ALL.len();
 
             /// The kind's stable `snake_case` name, as used in logs and metrics.
             pub const fn name(self) -> &'static str {
@@ -157,6 +178,22 @@ event_kinds! {
     Shutdown = "shutdown",
 }
 
+impl EventKind {
+    /// The kind's position in [`EventKind::ALL`], below [`EventKind::COUNT`]: an index into
+    /// per-kind tables (counters, instruments) that needs no hashing.
+    ///
+    /// ```
+    /// use herald::EventKind;
+    /// let mut counts = [0u64; EventKind::COUNT];
+    /// counts[EventKind::EventsLost.index()] += 1;
+    /// assert_eq!(EventKind::ALL[EventKind::EventsLost.index()], EventKind::EventsLost);
+    /// ```
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -171,6 +208,137 @@ impl EventKind {
             self,
             EventKind::Published | EventKind::Delivered | EventKind::CheckpointSaved
         )
+    }
+}
+
+/// A set of [`EventKind`]s: one bit per kind, `Copy`, and usable in `const` items.
+///
+/// Reporters keep the kinds they want in one, so [`Reporter::interest`](crate::Reporter::interest)
+/// is a single bit test.
+///
+/// ```
+/// use herald::{EventKind, EventKindSet};
+/// const LOSS: EventKindSet = EventKindSet::EMPTY
+///     .with(EventKind::EventsLost)
+///     .with(EventKind::StreamReset);
+/// assert!(LOSS.contains(EventKind::EventsLost));
+/// assert!(!LOSS.contains(EventKind::Delivered));
+/// assert_eq!(LOSS.len(), 2);
+/// assert!(EventKindSet::ALL.without(EventKind::Delivered).contains(EventKind::Published));
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct EventKindSet(u64);
+
+// One bit per kind: a 65th kind needs a wider set.
+const _: () = assert!(EventKind::COUNT <= 64);
+
+impl EventKindSet {
+    /// No kind.
+    pub const EMPTY: EventKindSet = EventKindSet(0);
+
+    /// Every kind.
+    pub const ALL: EventKindSet = EventKindSet(u64::MAX >> (64 - EventKind::COUNT));
+
+    /// The per-message kinds ([`EventKind::is_per_message`]).
+    pub const PER_MESSAGE: EventKindSet = {
+        let mut set = EventKindSet::EMPTY;
+        let mut i = 0;
+        while i < EventKind::COUNT {
+            if EventKind::ALL[i].is_per_message() {
+                set = set.with(EventKind::ALL[i]);
+            }
+            i += 1;
+        }
+        set
+    };
+
+    /// The kinds in `kinds`.
+    pub const fn of(kinds: &[EventKind]) -> EventKindSet {
+        let mut set = EventKindSet::EMPTY;
+        let mut i = 0;
+        while i < kinds.len() {
+            set = set.with(kinds[i]);
+            i += 1;
+        }
+        set
+    }
+
+    /// This set with `kind` added.
+    #[must_use]
+    pub const fn with(self, kind: EventKind) -> EventKindSet {
+        EventKindSet(self.0 | 1 << kind.index())
+    }
+
+    /// This set with `kind` removed.
+    #[must_use]
+    pub const fn without(self, kind: EventKind) -> EventKindSet {
+        EventKindSet(self.0 & !(1 << kind.index()))
+    }
+
+    /// The kinds in either set.
+    #[must_use]
+    pub const fn union(self, other: EventKindSet) -> EventKindSet {
+        EventKindSet(self.0 | other.0)
+    }
+
+    /// The kinds of this set that are not in `other`.
+    #[must_use]
+    pub const fn difference(self, other: EventKindSet) -> EventKindSet {
+        EventKindSet(self.0 & !other.0)
+    }
+
+    /// Whether `kind` is in the set.
+    #[inline]
+    pub const fn contains(self, kind: EventKind) -> bool {
+        self.0 & (1 << kind.index()) != 0
+    }
+
+    /// Adds `kind`.
+    pub fn insert(&mut self, kind: EventKind) {
+        *self = self.with(kind);
+    }
+
+    /// Removes `kind`.
+    pub fn remove(&mut self, kind: EventKind) {
+        *self = self.without(kind);
+    }
+
+    /// How many kinds the set holds.
+    pub const fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// Whether the set holds no kind.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The kinds in the set, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = EventKind> {
+        EventKind::ALL
+            .iter()
+            .copied()
+            .filter(move |kind| self.contains(*kind))
+    }
+}
+
+impl fmt::Debug for EventKindSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<EventKind> for EventKindSet {
+    fn from_iter<I: IntoIterator<Item = EventKind>>(kinds: I) -> Self {
+        kinds
+            .into_iter()
+            .fold(EventKindSet::EMPTY, EventKindSet::with)
+    }
+}
+
+impl Extend<EventKind> for EventKindSet {
+    fn extend<I: IntoIterator<Item = EventKind>>(&mut self, kinds: I) {
+        *self = kinds.into_iter().fold(*self, EventKindSet::with);
     }
 }
 
@@ -478,6 +646,57 @@ impl CoordinatorEvent {
         self.kind().severity()
     }
 
+    /// The stream the event is about; `None` for connection events.
+    pub fn stream(&self) -> Option<&Arc<str>> {
+        match self {
+            Self::StreamReady { stream, .. }
+            | Self::Subscribed { stream, .. }
+            | Self::HeartbeatMissed { stream, .. }
+            | Self::ConsumerDeleted { stream, .. }
+            | Self::Resubscribing { stream, .. }
+            | Self::ConsumerRecreated { stream, .. }
+            | Self::ReplayStarted { stream, .. }
+            | Self::ReplayCompleted { stream, .. }
+            | Self::EventsLost { stream, .. }
+            | Self::StreamReset { stream, .. }
+            | Self::CheckpointSaved { stream, .. }
+            | Self::CheckpointFailed { stream, .. }
+            | Self::Unsubscribed { stream, .. }
+            | Self::Published { stream, .. }
+            | Self::PublishFailed { stream, .. }
+            | Self::Delivered { stream, .. }
+            | Self::DecodeFailed { stream, .. }
+            | Self::Shutdown { stream, .. } => Some(stream),
+            Self::Connected { .. }
+            | Self::Disconnected { .. }
+            | Self::Reconnecting { .. }
+            | Self::Reconnected { .. }
+            | Self::LameDuck { .. }
+            | Self::SlowConsumer { .. }
+            | Self::ServerError { .. } => None,
+        }
+    }
+
+    /// For [`EventsLost`](Self::EventsLost): how many stream sequences were lost,
+    /// `last - first + 1` (sequences, not matching events). `None` for every other kind.
+    ///
+    /// ```
+    /// use herald::CoordinatorEvent;
+    /// let lost = CoordinatorEvent::EventsLost {
+    ///     stream: "S".into(),
+    ///     consumer: "c".into(),
+    ///     first: 10,
+    ///     last: 14,
+    /// };
+    /// assert_eq!(lost.lost_count(), Some(5));
+    /// ```
+    pub fn lost_count(&self) -> Option<u64> {
+        match self {
+            Self::EventsLost { first, last, .. } => Some(lost_count(*first, *last)),
+            _ => None,
+        }
+    }
+
     /// The consumer the event is about, for subscription events.
     pub fn consumer(&self) -> Option<&Arc<str>> {
         match self {
@@ -551,8 +770,8 @@ impl fmt::Display for Human {
     }
 }
 
-/// A sequence range `first..=last` written for people.
-fn count(first: u64, last: u64) -> u64 {
+/// How many sequences `first..=last` holds (never overflows).
+pub(crate) fn lost_count(first: u64, last: u64) -> u64 {
     last.saturating_sub(first).saturating_add(1)
 }
 
@@ -667,7 +886,7 @@ impl fmt::Display for CoordinatorEvent {
             } => write!(
                 f,
                 "consumer {consumer} on stream {stream} lost events {first}..={last} ({} events) to retention before they were delivered",
-                count(*first, *last)
+                lost_count(*first, *last)
             ),
             Self::StreamReset {
                 stream,
@@ -768,6 +987,25 @@ mod tests {
             let back: EventKind = serde_json::from_str(&json).expect("deserialize");
             assert_eq!(back, *kind);
         }
+    }
+
+    #[test]
+    fn kind_indices_match_all_and_sets_hold_exactly_their_kinds() {
+        for (i, kind) in EventKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind}");
+            assert!(EventKindSet::ALL.contains(*kind));
+            assert!(!EventKindSet::EMPTY.contains(*kind));
+            let one = EventKindSet::of(&[*kind]);
+            assert_eq!(one.iter().collect::<Vec<_>>(), vec![*kind]);
+            assert_eq!(EventKindSet::ALL.without(*kind).len(), EventKind::COUNT - 1);
+            assert_eq!(
+                EventKindSet::PER_MESSAGE.contains(*kind),
+                kind.is_per_message()
+            );
+        }
+        assert_eq!(EventKindSet::ALL.len(), EventKind::COUNT);
+        let collected: EventKindSet = EventKind::ALL.iter().copied().collect();
+        assert_eq!(collected, EventKindSet::ALL);
     }
 
     #[test]

@@ -42,13 +42,7 @@
 //!
 //! - `testing`: fault injection on [`MemoryServer`] (delete consumers, stop heartbeats,
 //!   disconnect, expire messages), for tests of Herald and of applications built on it.
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
-#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod backoff;
@@ -62,6 +56,7 @@ mod stats;
 mod subject;
 mod subscription;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod typed;
 
@@ -73,7 +68,7 @@ pub use checkpoint::{
 };
 pub use coordinator::{Builder, Coordinator, PublishAck, Storage, MAX_AGE_LIMIT};
 pub use error::{Error, ErrorKind, Result};
-pub use event::{CoordinatorEvent, EventKind, ResubscribeCause, Severity};
+pub use event::{CoordinatorEvent, EventKind, EventKindSet, ResubscribeCause, Severity};
 pub use reporter::{NullReporter, Reporter};
 pub use stats::{ConnectionState, Stats, StatsReporter, SubscriptionState, SubscriptionStats};
 pub use subscription::{Message, StartPosition, Subscribe, Subscription};

@@ -106,56 +106,30 @@ impl Reporter for NullReporter {
     fn report(&self, _event: &CoordinatorEvent) {}
 }
 
-impl<R: Reporter + ?Sized> Reporter for &'static R {
-    #[inline]
-    fn interest(&self, kind: EventKind) -> bool {
-        (**self).interest(kind)
-    }
+/// Forwards every method to the reporter behind a pointer, so `&'static R`, `Box<R>` and
+/// `Arc<R>` (with `R: ?Sized`: `Arc<dyn Reporter>`) are reporters too.
+macro_rules! forward_reporter {
+    ($($pointer:ty),+) => {$(
+        impl<R: Reporter + ?Sized> Reporter for $pointer {
+            #[inline]
+            fn interest(&self, kind: EventKind) -> bool {
+                (**self).interest(kind)
+            }
 
-    #[inline]
-    fn report(&self, event: &CoordinatorEvent) {
-        (**self).report(event)
-    }
+            #[inline]
+            fn report(&self, event: &CoordinatorEvent) {
+                (**self).report(event)
+            }
 
-    #[inline]
-    fn report_owned(&self, event: CoordinatorEvent) {
-        (**self).report_owned(event)
-    }
+            #[inline]
+            fn report_owned(&self, event: CoordinatorEvent) {
+                (**self).report_owned(event)
+            }
+        }
+    )+};
 }
 
-impl<R: Reporter + ?Sized> Reporter for Box<R> {
-    #[inline]
-    fn interest(&self, kind: EventKind) -> bool {
-        (**self).interest(kind)
-    }
-
-    #[inline]
-    fn report(&self, event: &CoordinatorEvent) {
-        (**self).report(event)
-    }
-
-    #[inline]
-    fn report_owned(&self, event: CoordinatorEvent) {
-        (**self).report_owned(event)
-    }
-}
-
-impl<R: Reporter + ?Sized> Reporter for Arc<R> {
-    #[inline]
-    fn interest(&self, kind: EventKind) -> bool {
-        (**self).interest(kind)
-    }
-
-    #[inline]
-    fn report(&self, event: &CoordinatorEvent) {
-        (**self).report(event)
-    }
-
-    #[inline]
-    fn report_owned(&self, event: CoordinatorEvent) {
-        (**self).report_owned(event)
-    }
-}
+forward_reporter!(&'static R, Box<R>, Arc<R>);
 
 macro_rules! tuple_reporter {
     ($($name:ident . $idx:tt),+) => {

@@ -9,12 +9,12 @@ use std::time::Duration;
 /// Throw-away nats-server processes on free loopback ports, killed on drop (also on panic):
 /// the same harness the integration tests use.
 #[path = "../../tests/support/nats_server.rs"]
-pub mod nats_server;
+pub(crate) mod nats_server;
 
-pub mod zero_cost;
+pub(crate) mod zero_cost;
 
 /// The median of `values` (the mean of the middle two for an even count).
-pub fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     assert!(!values.is_empty(), "median of nothing");
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
@@ -27,22 +27,22 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// Messages per second.
-pub fn rate(n: usize, elapsed: Duration) -> f64 {
+pub(crate) fn rate(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64()
 }
 
 /// `52.3k` style, for the human-readable lines.
-pub fn k(rate: f64) -> String {
+pub(crate) fn k(rate: f64) -> String {
     format!("{:.1}k", rate / 1000.0)
 }
 
 /// A list of rates, `k` formatted, for the human-readable lines.
-pub fn ks(rates: &[f64]) -> String {
+pub(crate) fn ks(rates: &[f64]) -> String {
     rates.iter().map(|r| k(*r)).collect::<Vec<_>>().join(" ")
 }
 
 /// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`).
-pub fn proc_status_kib(field: &str) -> u64 {
+pub(crate) fn proc_status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -57,12 +57,13 @@ pub fn proc_status_kib(field: &str) -> u64 {
 ///
 /// Switched on only around the loops whose allocations are reported, so the timed runs pay
 /// (almost) nothing for it.
-pub struct CountingAlloc;
+pub(crate) struct CountingAlloc;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
 
+#[allow(unsafe_code)] // a global allocator cannot be written without it
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
@@ -89,7 +90,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 }
 
 /// Allocations (and allocated bytes) made while `f` ran, on every thread.
-pub fn count_allocs<T>(f: impl FnOnce() -> T) -> (T, u64, u64) {
+pub(crate) fn count_allocs<T>(f: impl FnOnce() -> T) -> (T, u64, u64) {
     let (a0, b0) = (
         ALLOCS.load(Ordering::Relaxed),
         ALLOC_BYTES.load(Ordering::Relaxed),
@@ -105,7 +106,7 @@ pub fn count_allocs<T>(f: impl FnOnce() -> T) -> (T, u64, u64) {
 }
 
 /// A positive integer from the environment, or `default`.
-pub fn env_usize(name: &str, default: usize) -> usize {
+pub(crate) fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
         Ok(v) => v
             .replace('_', "")
@@ -116,11 +117,11 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// Switches allocation counting on or off (see [`alloc_count`]).
-pub fn counting(on: bool) {
+pub(crate) fn counting(on: bool) {
     COUNTING.store(on, Ordering::SeqCst);
 }
 
 /// Allocations counted so far, on every thread, while counting was on.
-pub fn alloc_count() -> u64 {
+pub(crate) fn alloc_count() -> u64 {
     ALLOCS.load(Ordering::Relaxed)
 }

@@ -41,7 +41,7 @@ impl Reporter for Off {
 
 /// Runs the loop with the reporter `HERALD_ZC_REPORTER` names and prints one result line:
 /// `zero-cost reporter=<r> n=<n> allocs=<a> alloc_bytes=<b> events_built=<e> reported=<r> checksum=<c>`.
-pub fn main() {
+pub(crate) fn main() {
     let n = env_usize("HERALD_ZC_N", 20_000);
     let which = std::env::var("HERALD_ZC_REPORTER").unwrap_or_else(|_| "null".into());
     let reported = Arc::new(AtomicU64::new(0));
@@ -104,7 +104,7 @@ fn run<R: Reporter>(label: &str, reporter: R, n: usize, reported: &AtomicU64) {
 
 /// The measured loop; callgrind counts exactly what runs inside this function.
 #[inline(never)]
-pub fn zero_cost_loop<R: Reporter>(
+pub(crate) fn zero_cost_loop<R: Reporter>(
     rt: &Runtime,
     coordinator: &Coordinator<R>,
     sub: &mut Subscription<R>,

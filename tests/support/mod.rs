@@ -2,7 +2,7 @@
 //! that runs one scenario on the embedded backend or on a real nats-server.
 #![allow(dead_code)]
 
-pub mod nats_server;
+pub(crate) mod nats_server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,43 +10,43 @@ use std::time::Duration;
 use herald::{Builder, CoordinatorEvent, EventKind, MemoryServer, Message, Reporter, Subscription};
 use parking_lot::Mutex;
 
-pub use nats_server::NatsServer;
+pub(crate) use nats_server::NatsServer;
 
 /// Generous deadline for anything a test waits for: long enough for a slow CI machine, short
 /// enough that a hang fails the test instead of the suite.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Records every event it is interested in, in order.
 #[derive(Default)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     events: Mutex<Vec<CoordinatorEvent>>,
     per_message: bool,
 }
 
 impl Recorder {
     /// Records every kind except the per-message ones.
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
     /// Records every kind, per-message ones included.
-    pub fn everything() -> Arc<Self> {
+    pub(crate) fn everything() -> Arc<Self> {
         Arc::new(Self {
             per_message: true,
             ..Self::default()
         })
     }
 
-    pub fn events(&self) -> Vec<CoordinatorEvent> {
+    pub(crate) fn events(&self) -> Vec<CoordinatorEvent> {
         self.events.lock().clone()
     }
 
-    pub fn kinds(&self) -> Vec<EventKind> {
+    pub(crate) fn kinds(&self) -> Vec<EventKind> {
         self.events.lock().iter().map(|e| e.kind()).collect()
     }
 
     /// Kinds recorded, without the connection and checkpoint ones that depend on timing.
-    pub fn subscription_kinds(&self) -> Vec<EventKind> {
+    pub(crate) fn subscription_kinds(&self) -> Vec<EventKind> {
         self.kinds()
             .into_iter()
             .filter(|k| {
@@ -66,7 +66,7 @@ impl Recorder {
             .collect()
     }
 
-    pub fn count(&self, kind: EventKind) -> usize {
+    pub(crate) fn count(&self, kind: EventKind) -> usize {
         self.events
             .lock()
             .iter()
@@ -74,12 +74,12 @@ impl Recorder {
             .count()
     }
 
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.events.lock().clear();
     }
 
     /// Waits until an event of `kind` has been recorded.
-    pub async fn wait_for(&self, kind: EventKind) {
+    pub(crate) async fn wait_for(&self, kind: EventKind) {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         while self.count(kind) == 0 {
             assert!(
@@ -103,7 +103,7 @@ impl Reporter for Recorder {
 }
 
 /// Takes the next `n` messages (acking each), failing if they do not arrive in time.
-pub async fn take<R: Reporter>(sub: &mut Subscription<R>, n: usize) -> Vec<Message> {
+pub(crate) async fn take<R: Reporter>(sub: &mut Subscription<R>, n: usize) -> Vec<Message> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         match tokio::time::timeout(DEADLINE, sub.next()).await {
@@ -124,23 +124,23 @@ pub async fn take<R: Reporter>(sub: &mut Subscription<R>, n: usize) -> Vec<Messa
 }
 
 /// Takes the next `n` messages and returns their sequences.
-pub async fn take_seqs<R: Reporter>(sub: &mut Subscription<R>, n: usize) -> Vec<u64> {
+pub(crate) async fn take_seqs<R: Reporter>(sub: &mut Subscription<R>, n: usize) -> Vec<u64> {
     seqs(&take(sub, n).await)
 }
 
 /// Asserts nothing is delivered for `quiet`.
-pub async fn assert_quiet<R: Reporter>(sub: &mut Subscription<R>, quiet: Duration) {
+pub(crate) async fn assert_quiet<R: Reporter>(sub: &mut Subscription<R>, quiet: Duration) {
     if let Ok(item) = tokio::time::timeout(quiet, sub.next()).await {
         panic!("expected no message, got {item:?}");
     }
 }
 
-pub fn seqs(messages: &[Message]) -> Vec<u64> {
+pub(crate) fn seqs(messages: &[Message]) -> Vec<u64> {
     messages.iter().map(|m| m.seq).collect()
 }
 
 /// NATS options for tests: quick pings, timeouts and reconnects, so faults are noticed fast.
-pub fn fast_options(urls: &str) -> herald::NatsOptions {
+pub(crate) fn fast_options(urls: &str) -> herald::NatsOptions {
     herald::NatsOptions::new(urls)
         .ping_interval(Duration::from_millis(500))
         .connection_timeout(Duration::from_secs(2))
@@ -152,26 +152,26 @@ pub fn fast_options(urls: &str) -> herald::NatsOptions {
 }
 
 /// Where a scenario runs: the embedded backend, or a nats-server of its own.
-pub enum Target {
+pub(crate) enum Target {
     Memory(MemoryServer),
     Nats(NatsServer),
 }
 
 impl Target {
-    pub fn memory() -> Self {
+    pub(crate) fn memory() -> Self {
         Target::Memory(MemoryServer::new())
     }
 
-    pub fn nats() -> Self {
+    pub(crate) fn nats() -> Self {
         Target::Nats(NatsServer::start())
     }
 
-    pub fn is_nats(&self) -> bool {
+    pub(crate) fn is_nats(&self) -> bool {
         matches!(self, Target::Nats(_))
     }
 
     /// A builder on this target with fast heartbeats and backoff, for tests.
-    pub fn builder(&self) -> Builder {
+    pub(crate) fn builder(&self) -> Builder {
         let builder = match self {
             Target::Memory(server) => herald::Coordinator::builder().memory_server(server.clone()),
             Target::Nats(server) => {
@@ -187,7 +187,7 @@ impl Target {
     }
 
     /// Deletes a consumer as an operator would (the JetStream API on NATS).
-    pub async fn delete_consumer(&self, stream: &str, consumer: &str) {
+    pub(crate) async fn delete_consumer(&self, stream: &str, consumer: &str) {
         match self {
             Target::Memory(server) => {
                 assert!(
@@ -208,7 +208,7 @@ impl Target {
 
     /// Freezes the server for `duration` as far as `stream`'s consumers can tell: heartbeats and
     /// deliveries stop (memory: fault injection; NATS: SIGSTOP, then SIGCONT).
-    pub fn freeze(&self, stream: &str, duration: Duration) {
+    pub(crate) fn freeze(&self, stream: &str, duration: Duration) {
         match self {
             Target::Memory(server) => server.stop_heartbeats(stream, duration),
             Target::Nats(server) => {
@@ -225,7 +225,7 @@ impl Target {
     }
 
     /// Deletes a stream as an operator would.
-    pub async fn delete_stream(&self, stream: &str) {
+    pub(crate) async fn delete_stream(&self, stream: &str) {
         match self {
             Target::Memory(server) => assert!(server.delete_stream(stream)),
             Target::Nats(server) => {
@@ -239,7 +239,7 @@ impl Target {
     }
 
     /// Purges a stream's messages (sequences go on).
-    pub async fn purge(&self, stream: &str) {
+    pub(crate) async fn purge(&self, stream: &str) {
         match self {
             Target::Memory(server) => {
                 server.purge(stream);
@@ -257,7 +257,7 @@ impl Target {
     }
 
     /// The names of `stream`'s consumers on the server.
-    pub async fn consumer_names(&self, stream: &str) -> Vec<String> {
+    pub(crate) async fn consumer_names(&self, stream: &str) -> Vec<String> {
         match self {
             Target::Memory(server) => server.consumer_names(stream),
             Target::Nats(server) => {
@@ -276,7 +276,7 @@ impl Target {
     }
 }
 
-pub async fn jetstream(server: &NatsServer) -> async_nats::jetstream::Context {
+pub(crate) async fn jetstream(server: &NatsServer) -> async_nats::jetstream::Context {
     let client = async_nats::connect(server.url()).await.expect("connect");
     async_nats::jetstream::new(client)
 }

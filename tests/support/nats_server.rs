@@ -24,7 +24,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 /// Cluster name used by [`start_cluster`].
-pub const CLUSTER_NAME: &str = "herald-test";
+pub(crate) const CLUSTER_NAME: &str = "herald-test";
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,44 +35,44 @@ const ADDR_IN_USE: &str = "address already in use";
 
 /// TLS material for the server's `tls {}` block (absolute paths).
 #[derive(Debug, Clone)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     /// Server certificate and private key (PEM).
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
     /// CA certificate: clients trust it; the server verifies client certs with it.
-    pub ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// Require and verify client certificates (`verify: true`).
-    pub verify: bool,
+    pub(crate) verify: bool,
     /// A client certificate and key signed by `ca` (set by [`generate_test_certs`]).
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
 }
 
 /// Cluster membership of one node (all ports on 127.0.0.1).
 #[derive(Debug, Clone)]
-pub struct ClusterConfig {
+pub(crate) struct ClusterConfig {
     /// Unique `server_name` (clustered JetStream requires one).
-    pub server_name: String,
+    pub(crate) server_name: String,
     /// Cluster name, identical on every node.
-    pub name: String,
+    pub(crate) name: String,
     /// Route port this node listens on.
-    pub port: u16,
+    pub(crate) port: u16,
     /// Route ports of the other nodes.
-    pub routes: Vec<u16>,
+    pub(crate) routes: Vec<u16>,
 }
 
 /// Server options. JetStream is always on; the listen host is always 127.0.0.1.
 #[derive(Debug, Default, Clone)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// `authorization { user, password }`.
-    pub user_password: Option<(String, String)>,
+    pub(crate) user_password: Option<(String, String)>,
     /// `authorization { token }` (not together with `user_password`).
-    pub token: Option<String>,
-    pub tls: Option<TlsFiles>,
-    pub max_payload: Option<u32>,
+    pub(crate) token: Option<String>,
+    pub(crate) tls: Option<TlsFiles>,
+    pub(crate) max_payload: Option<u32>,
     /// Raw config text appended verbatim (e.g. an nkey `authorization` block).
-    pub extra: String,
-    pub cluster: Option<ClusterConfig>,
+    pub(crate) extra: String,
+    pub(crate) cluster: Option<ClusterConfig>,
 }
 
 impl ServerConfig {
@@ -132,7 +132,7 @@ impl ServerConfig {
 }
 
 /// A `nats-server` process owned by a test (running or stopped).
-pub struct NatsServer {
+pub(crate) struct NatsServer {
     child: Option<Child>,
     watchdog: Option<Child>,
     port: u16,
@@ -152,13 +152,13 @@ enum Outcome {
 
 impl NatsServer {
     /// Start a JetStream-enabled server on a free loopback port.
-    pub fn start() -> NatsServer {
+    pub(crate) fn start() -> NatsServer {
         Self::start_with(ServerConfig::default())
     }
 
     /// Start with `config` on a free loopback port and wait until ready
     /// (picks another port if the chosen one was grabbed meanwhile).
-    pub fn start_with(config: ServerConfig) -> NatsServer {
+    pub(crate) fn start_with(config: ServerConfig) -> NatsServer {
         for _ in 0..5 {
             let mut server = Self::spawn_new(&config, free_ports(1)[0]);
             match server.wait_started() {
@@ -253,7 +253,7 @@ impl NatsServer {
 
     /// Wait until this clustered node has seen a JetStream meta leader since
     /// its last (re)start (needs a quorum running). No-op when not clustered.
-    pub fn wait_for_meta_leader(&self) {
+    pub(crate) fn wait_for_meta_leader(&self) {
         if !self.clustered {
             return;
         }
@@ -284,37 +284,37 @@ impl NatsServer {
     }
 
     /// `nats://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
     /// `tls://127.0.0.1:PORT`
-    pub fn tls_url(&self) -> String {
+    pub(crate) fn tls_url(&self) -> String {
         format!("tls://127.0.0.1:{}", self.port)
     }
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
     /// Pid of the current (or most recent) process.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
     /// The JetStream `store_dir`; the server keeps its data in `<store_dir>/jetstream`.
-    pub fn store_dir(&self) -> &Path {
+    pub(crate) fn store_dir(&self) -> &Path {
         &self.store
     }
-    pub fn config_path(&self) -> PathBuf {
+    pub(crate) fn config_path(&self) -> PathBuf {
         self.dir.path().join("nats.conf")
     }
-    pub fn log_path(&self) -> PathBuf {
+    pub(crate) fn log_path(&self) -> PathBuf {
         self.dir.path().join("server.log")
     }
     /// The whole log: stdout+stderr of every run, including restarts.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         let bytes = fs::read(self.log_path()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     }
     /// The log of the current (most recent) run only.
-    pub fn current_log(&self) -> String {
+    pub(crate) fn current_log(&self) -> String {
         let bytes = fs::read(self.log_path()).unwrap_or_default();
         let start = (self.log_offset as usize).min(bytes.len());
         String::from_utf8_lossy(&bytes[start..]).into_owned()
@@ -322,7 +322,7 @@ impl NatsServer {
 
     /// Graceful stop: SIGCONT + SIGTERM, wait up to 10 s, then SIGKILL.
     /// No-op if not running.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(child) = self.child.as_mut() else {
             return;
         };
@@ -345,7 +345,7 @@ impl NatsServer {
     }
 
     /// Hard stop: SIGKILL (works on a paused process too) and wait. No-op if not running.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(child) = self.child.as_mut() {
             let _ = child.kill();
             child.wait().expect("wait for killed nats-server");
@@ -358,7 +358,7 @@ impl NatsServer {
     /// running server first. Retries for 5 s while the port is still in use.
     /// Clustered nodes: call [`wait_for_meta_leader`](Self::wait_for_meta_leader)
     /// afterwards when the test needs JetStream.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.stop();
         let deadline = Instant::now() + REBIND_TIMEOUT;
         loop {
@@ -374,7 +374,7 @@ impl NatsServer {
     }
 
     /// SIGSTOP: connections stay open but the server stops responding.
-    pub fn pause(&self) {
+    pub(crate) fn pause(&self) {
         assert!(
             self.child.is_some(),
             "pause: nats-server on port {} is not running",
@@ -384,7 +384,7 @@ impl NatsServer {
     }
 
     /// SIGCONT after [`pause`](Self::pause).
-    pub fn resume(&self) {
+    pub(crate) fn resume(&self) {
         assert!(
             self.child.is_some(),
             "resume: nats-server on port {} is not running",
@@ -394,7 +394,7 @@ impl NatsServer {
     }
 
     /// Whether the process is alive (a paused server counts as running).
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         let Some(child) = self.child.as_mut() else {
             return false;
         };
@@ -434,12 +434,12 @@ impl Drop for NatsServer {
 /// Start an `n`-node JetStream cluster named [`CLUSTER_NAME`] (nodes
 /// `herald-node-1..=n`, own store each, routes on free loopback ports) and
 /// wait until every node is ready and has seen a meta leader.
-pub fn start_cluster(n: usize) -> Vec<NatsServer> {
+pub(crate) fn start_cluster(n: usize) -> Vec<NatsServer> {
     start_cluster_with(n, ServerConfig::default())
 }
 
 /// Like [`start_cluster`], applying `base` (auth, TLS, extra...) to every node.
-pub fn start_cluster_with(n: usize, base: ServerConfig) -> Vec<NatsServer> {
+pub(crate) fn start_cluster_with(n: usize, base: ServerConfig) -> Vec<NatsServer> {
     assert!(n >= 1, "start_cluster: need at least one node");
     let ports = free_ports(2 * n);
     let (client_ports, route_ports) = ports.split_at(n);
@@ -469,7 +469,7 @@ pub fn start_cluster_with(n: usize, base: ServerConfig) -> Vec<NatsServer> {
 }
 
 /// Locate nats-server: `$NATS_SERVER_BIN`, then `PATH`, then `/usr/sbin/nats-server`.
-pub fn nats_server_bin() -> PathBuf {
+pub(crate) fn nats_server_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").filter(|b| !b.is_empty()) {
         let bin = PathBuf::from(bin);
         assert!(
@@ -542,7 +542,7 @@ subjectAltName = DNS:herald-client
 /// for 127.0.0.1 and localhost (`server.pem`, `server-key.pem`) and a client
 /// cert (`client.pem`, `client-key.pem`), ECDSA P-256, valid 10 years.
 /// Returned with `verify: false`; set `verify = true` to require client certs.
-pub fn generate_test_certs(dir: &Path) -> TlsFiles {
+pub(crate) fn generate_test_certs(dir: &Path) -> TlsFiles {
     fs::write(dir.join("certs.cnf"), CERTS_CNF).expect("write openssl config for test certs");
     let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -config certs.cnf";
     openssl(dir, &format!("req -x509 {key} -extensions ca_ext -days 3650 -subj /CN=herald-test-ca -keyout ca-key.pem -out ca.pem"));

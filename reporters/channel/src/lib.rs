@@ -61,13 +61,6 @@
 //! # Supported Rust versions
 //!
 //! The minimum supported Rust version is the workspace's (`rust-version` in `Cargo.toml`).
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
-#![forbid(unsafe_code)]
 
 mod receiver;
 mod reporter;
