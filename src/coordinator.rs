@@ -350,6 +350,20 @@ impl<R: Reporter> Coordinator<R> {
         &self.inner.stream
     }
 
+    /// The server the coordinator is connected to, with credentials redacted (`memory` on the
+    /// embedded backend): safe to print and log.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> herald::Result<()> {
+    /// let coordinator = herald::Coordinator::builder().connect().await?;
+    /// println!("herald on {}", coordinator.server());
+    /// # Ok(()) }
+    /// ```
+    pub fn server(&self) -> Arc<str> {
+        self.inner.backend.server_name()
+    }
+
     /// This node's id, the first part of every consumer name.
     pub fn node_id(&self) -> &str {
         &self.inner.node
