@@ -47,29 +47,36 @@
 mod backend;
 mod backoff;
 mod checkpoint;
-mod checkpointer;
 mod coordinator;
+mod emitter;
 mod error;
 mod event;
+mod position;
+mod redact;
 pub mod reporter;
-mod stats;
+mod state;
 mod subject;
 mod subscription;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
-mod typed;
 
 pub use backend::memory::MemoryServer;
-pub use backend::nats::{redact_url, NatsOptions};
+pub use backend::nats::NatsOptions;
+pub use backend::seam::{PublishAck, Storage};
 pub use backoff::Backoff;
-pub use checkpoint::{
-    CheckpointKey, CheckpointPolicy, CheckpointStore, FileCheckpointStore, MemoryCheckpointStore,
-};
-pub use coordinator::{Builder, Coordinator, PublishAck, Storage, MAX_AGE_LIMIT};
+pub use checkpoint::file::FileCheckpointStore;
+pub use checkpoint::{CheckpointKey, CheckpointPolicy, CheckpointStore, MemoryCheckpointStore};
+pub use coordinator::builder::{Builder, MAX_AGE_LIMIT};
+pub use coordinator::Coordinator;
 pub use error::{Error, ErrorKind, Result};
 pub use event::{CoordinatorEvent, EventKind, EventKindSet, ResubscribeCause, Severity};
-pub use reporter::{NullReporter, Reporter};
-pub use stats::{ConnectionState, Stats, StatsReporter, SubscriptionState, SubscriptionStats};
-pub use subscription::{Message, StartPosition, Subscribe, Subscription};
-pub use typed::{DecodePolicy, Decoded, JsonSubscription};
+pub use position::StartPosition;
+pub use reporter::{
+    ConnectionState, NullReporter, Reporter, Stats, StatsReporter, SubscriptionState,
+    SubscriptionStats,
+};
+pub use subscription::builder::Subscribe;
+pub use subscription::json::{DecodePolicy, Decoded, JsonSubscription};
+pub use subscription::message::Message;
+pub use subscription::Subscription;

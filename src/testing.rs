@@ -11,8 +11,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::event::{CoordinatorEvent, EventKind, EventKindSet, ResubscribeCause};
+use crate::position::StartPosition;
 use crate::reporter::Reporter;
-use crate::subscription::StartPosition;
 
 thread_local! {
     static BUILT: Cell<u64> = const { Cell::new(0) };

@@ -8,111 +8,19 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub(crate) mod memory;
 pub(crate) mod nats;
+pub(crate) mod seam;
 
-/// The stream a coordinator works on, as the backend must create or reconcile it.
-#[derive(Clone, Debug)]
-pub(crate) struct StreamSpec {
-    pub(crate) name: Arc<str>,
-    /// The subjects the stream captures: `<prefix>.>`.
-    pub(crate) subjects: Arc<str>,
-    pub(crate) max_age: Duration,
-    pub(crate) max_msgs: Option<u64>,
-    pub(crate) max_bytes: Option<u64>,
-    pub(crate) max_payload: usize,
-    pub(crate) duplicate_window: Duration,
-    pub(crate) storage: crate::Storage,
-    pub(crate) replicas: usize,
-}
-
-/// What the backend reports when a stream is ready.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct StreamReadyInfo {
-    pub(crate) created: bool,
-    pub(crate) bounds: StreamBounds,
-}
-
-/// The stream's current extent. `first > last` means the stream holds no message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct StreamBounds {
-    /// The lowest sequence still stored (or `last + 1` when empty).
-    pub(crate) first: u64,
-    /// The highest sequence ever assigned (0 when nothing was published).
-    pub(crate) last: u64,
-}
-
-/// Where a new consumer starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum DeliverFrom {
-    Sequence(u64),
-    Time(SystemTime),
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct ConsumerSpec {
-    pub(crate) name: Arc<str>,
-    pub(crate) filter: Arc<str>,
-    pub(crate) from: DeliverFrom,
-    pub(crate) heartbeat: Duration,
-}
-
-/// A stored message as a consumer delivers it.
-#[derive(Clone, Debug)]
-pub(crate) struct RawMessage {
-    pub(crate) seq: u64,
-    /// 1 for the first message a consumer delivers, +1 for each next one.
-    pub(crate) consumer_seq: u64,
-    pub(crate) subject: Arc<str>,
-    pub(crate) payload: Bytes,
-    pub(crate) published_at: SystemTime,
-    /// Matching messages after this one; 0 means the consumer has caught up. The embedded
-    /// backend only distinguishes 0 from "at least 1".
-    pub(crate) pending: u64,
-}
-
-/// A consumer-level fault. Every one of them leads to the same path: report, back off,
-/// resubscribe at last + 1.
-#[derive(Debug)]
-pub(crate) enum Fault {
-    HeartbeatMissed,
-    ConsumerDeleted,
-    Disconnected,
-    Other(Error),
-}
-
-#[derive(Debug)]
-pub(crate) enum ConsumerItem {
-    Message(RawMessage),
-    Fault(Fault),
-}
-
-/// A change of connection state, as the backend sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ConnectionChange {
-    Connected { server: Arc<str> },
-    Disconnected { server: Arc<str>, cause: Arc<str> },
-    Reconnecting { attempt: u32, delay: Duration },
-    LameDuck { server: Arc<str> },
-    SlowConsumer { sid: u64 },
-    ServerError { message: Arc<str> },
-}
-
-/// Receives connection changes; called from the backend's own task, one change at a time.
-pub(crate) type ConnectionListener = Arc<dyn Fn(ConnectionChange) + Send + Sync>;
-
-/// The result of a publish.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Stored {
-    pub(crate) seq: u64,
-    pub(crate) duplicate: bool,
-}
+pub(crate) use self::seam::{
+    ConnectionChange, ConnectionListener, ConsumerItem, ConsumerSpec, DeliverFrom, Fault,
+    PublishAck, RawMessage, StreamBounds, StreamReadyInfo, StreamSpec,
+};
 
 /// The engines Herald runs on.
 #[derive(Clone, Debug)]
@@ -142,7 +50,7 @@ impl Backend {
         subject: &Arc<str>,
         payload: Bytes,
         msg_id: Option<&str>,
-    ) -> Result<Stored> {
+    ) -> Result<PublishAck> {
         match self {
             Backend::Memory(b) => b.publish(subject, payload, msg_id),
             Backend::Nats(b) => b.publish(subject, payload, msg_id).await,
@@ -151,7 +59,10 @@ impl Backend {
 
     /// Publishes many messages, pipelined where the backend can; one result per message.
     /// The items are borrowed: the caller keeps them to retry the ones that fail transiently.
-    pub(crate) async fn publish_batch(&self, items: &[(Arc<str>, Bytes)]) -> Vec<Result<Stored>> {
+    pub(crate) async fn publish_batch(
+        &self,
+        items: &[(Arc<str>, Bytes)],
+    ) -> Vec<Result<PublishAck>> {
         match self {
             Backend::Memory(b) => items
                 .iter()

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{CoordinatorEvent, EventKind};
-use crate::reporter::Reporter;
+use crate::reporter::contract::Reporter;
 
 /// The connection's state as the events tell it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,8 +101,8 @@ impl Stats {
             }
             CoordinatorEvent::ReplayStarted { .. } => sub.state = SubscriptionState::Replaying,
             CoordinatorEvent::ReplayCompleted { .. } => sub.state = SubscriptionState::Live,
-            CoordinatorEvent::EventsLost { first, last, .. } => {
-                sub.events_lost += last.saturating_sub(*first) + 1
+            CoordinatorEvent::EventsLost { .. } => {
+                sub.events_lost += event.lost_count().unwrap_or_default()
             }
             CoordinatorEvent::Delivered { seq, .. } => sub.last_delivered = Some(*seq),
             CoordinatorEvent::CheckpointSaved { seq, .. } => sub.last_checkpointed = Some(*seq),

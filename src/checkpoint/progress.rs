@@ -1,6 +1,6 @@
 //! Acknowledgements and the task that turns them into saved checkpoints.
 //!
-//! [`Message::ack`](crate::Message::ack) only raises an atomic high-water mark, so acking costs
+//! `Message::ack` only raises an atomic high-water mark, so acking costs
 //! a few nanoseconds and never waits for I/O. One small task per subscription saves the mark
 //! through the [`CheckpointStore`] after `every` acknowledgements or at least every `interval`
 //! while some are unsaved, and once more when the subscription closes.
@@ -11,8 +11,8 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::checkpoint::{CheckpointKey, CheckpointPolicy, CheckpointStore};
-use crate::event::{CoordinatorEvent, EventKind};
-use crate::reporter::{Emitter, Reporter};
+use crate::emitter::{emit_for, Emitter, Names};
+use crate::reporter::Reporter;
 
 /// The acknowledgement state shared by a subscription, its messages and its checkpointer.
 #[derive(Debug)]
@@ -105,7 +105,7 @@ pub(crate) async fn run<R: Reporter>(
     acks: Arc<Acks>,
     store: Arc<dyn CheckpointStore>,
     key: CheckpointKey,
-    consumer: Arc<str>,
+    names: Names,
     policy: CheckpointPolicy,
     emitter: Arc<Emitter<R>>,
 ) {
@@ -118,22 +118,16 @@ pub(crate) async fn run<R: Reporter>(
             match store.save(&key, acked).await {
                 Ok(()) => {
                     acks.saved.fetch_max(acked, Ordering::AcqRel);
-                    emitter.emit(EventKind::CheckpointSaved, || {
-                        CoordinatorEvent::CheckpointSaved {
-                            stream: key.stream.clone(),
-                            consumer: consumer.clone(),
-                            seq: acked,
-                        }
-                    });
+                    emit_for!(emitter, names, CheckpointSaved { seq: acked });
                 }
-                Err(error) => emitter.emit(EventKind::CheckpointFailed, || {
-                    CoordinatorEvent::CheckpointFailed {
-                        stream: key.stream.clone(),
-                        consumer: consumer.clone(),
+                Err(error) => emit_for!(
+                    emitter,
+                    names,
+                    CheckpointFailed {
                         seq: acked,
                         error: error.to_string().into(),
                     }
-                }),
+                ),
             }
         }
         if closing {

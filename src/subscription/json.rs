@@ -13,9 +13,9 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{CoordinatorEvent, EventKind};
 use crate::reporter::{NullReporter, Reporter};
-use crate::subscription::{Message, Subscription};
+use crate::subscription::message::Message;
+use crate::subscription::Subscription;
 
 /// What a [`JsonSubscription`] does with a payload that does not decode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -108,15 +108,7 @@ impl<T: DeserializeOwned, R: Reporter> JsonSubscription<T, R> {
                 Ok(value) => return Some(Ok(Decoded { value, message })),
                 Err(error) => {
                     let seq = message.seq;
-                    self.inner
-                        .report(EventKind::DecodeFailed, |stream, consumer| {
-                            CoordinatorEvent::DecodeFailed {
-                                stream,
-                                consumer,
-                                seq,
-                                error: error.to_string().into(),
-                            }
-                        });
+                    self.inner.report_decode_failed(seq, &error);
                     match self.policy {
                         DecodePolicy::Skip => message.ack(),
                         DecodePolicy::Hold => {

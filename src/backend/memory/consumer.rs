@@ -1,0 +1,131 @@
+//! A consumer of the embedded server: delivers matching messages in order, with heartbeats,
+//! and reports the faults injected into it.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::{Instant, Sleep};
+
+use crate::backend::seam::{ConsumerItem, Fault, RawMessage};
+
+use crate::backend::memory::server::MemoryServer;
+use crate::backend::memory::stream::MemoryStream;
+
+pub(crate) struct MemoryConsumer {
+    pub(super) server: MemoryServer,
+    pub(super) stream: Arc<MemoryStream>,
+    pub(super) name: Arc<str>,
+    pub(super) filter: Arc<str>,
+    pub(super) id: u64,
+    pub(super) next_seq: u64,
+    pub(super) consumer_seq: u64,
+    pub(super) heartbeat: Duration,
+    /// Armed while the server is frozen: fires every two heartbeats with `HeartbeatMissed`.
+    pub(super) missed_timer: Option<Pin<Box<Sleep>>>,
+    pub(super) disconnected_reported: bool,
+    pub(super) deleted_reported: bool,
+}
+
+impl fmt::Debug for MemoryConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryConsumer")
+            .field("name", &self.name)
+            .field("filter", &self.filter)
+            .field("next_seq", &self.next_seq)
+            .finish()
+    }
+}
+
+impl MemoryConsumer {
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<ConsumerItem> {
+        // A subscriber draining a backlog must still let its runtime's other tasks run.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        if self.server.is_disconnected() {
+            if !self.disconnected_reported {
+                self.disconnected_reported = true;
+                return Poll::Ready(ConsumerItem::Fault(Fault::Disconnected));
+            }
+            self.stream
+                .state
+                .lock()
+                .wakers
+                .insert(self.id, cx.waker().clone());
+            return Poll::Pending;
+        }
+        let mut state = self.stream.state.lock();
+        if state.consumers.get(&self.name) != Some(&self.id) {
+            if !self.deleted_reported {
+                self.deleted_reported = true;
+                return Poll::Ready(ConsumerItem::Fault(Fault::ConsumerDeleted));
+            }
+            state.wakers.insert(self.id, cx.waker().clone());
+            return Poll::Pending;
+        }
+        if let Some(until) = state.frozen_until.filter(|&u| Instant::now() < u) {
+            // A frozen server sends nothing; the client notices after two heartbeats.
+            state.wakers.insert(self.id, cx.waker().clone());
+            drop(state);
+            let every = self.heartbeat * 2;
+            let timer = self.missed_timer.get_or_insert_with(|| {
+                Box::pin(tokio::time::sleep_until(
+                    (Instant::now() + every).min(until),
+                ))
+            });
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            if now < until {
+                timer.as_mut().reset((now + every).min(until));
+                let _ = timer.as_mut().poll(cx);
+                return Poll::Ready(ConsumerItem::Fault(Fault::HeartbeatMissed));
+            }
+            // The freeze is over: deliver again.
+            state = self.stream.state.lock();
+        }
+        self.missed_timer = None;
+        state.apply_max_age(SystemTime::now());
+        // Messages removed by retention are skipped, as a server does.
+        let next = self.next_seq.max(state.first_seq);
+        let mut found = state.find(next, &self.filter);
+        while let (Some(index), true) = (found, state.drop_deliveries > 0) {
+            state.drop_deliveries -= 1;
+            let seq = state.messages[index].seq;
+            self.next_seq = seq + 1;
+            self.consumer_seq += 1;
+            found = state.find(seq + 1, &self.filter);
+        }
+        match found {
+            Some(index) => {
+                let m = &state.messages[index];
+                let pending = u64::from(state.find(m.seq + 1, &self.filter).is_some());
+                self.next_seq = m.seq + 1;
+                self.consumer_seq += 1;
+                coop.made_progress();
+                Poll::Ready(ConsumerItem::Message(RawMessage {
+                    seq: m.seq,
+                    consumer_seq: self.consumer_seq,
+                    subject: m.subject.clone(),
+                    payload: m.payload.clone(),
+                    published_at: m.published_at,
+                    pending,
+                }))
+            }
+            None => {
+                self.next_seq = state.last_seq + 1;
+                state.wakers.insert(self.id, cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for MemoryConsumer {
+    fn drop(&mut self) {
+        self.stream.state.lock().wakers.remove(&self.id);
+    }
+}

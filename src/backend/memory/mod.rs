@@ -1,0 +1,207 @@
+//! The embedded backend: a real in-process stream engine, the default.
+//!
+//! It behaves like a single JetStream server holding limits-retention streams: monotonically
+//! increasing sequences, publish timestamps, NATS subject matching for filters, retention by
+//! `max_age`, `max_msgs` and `max_bytes`, a duplicate window for message ids, and any number of
+//! consumers at once. Streams live in a [`MemoryServer`]; coordinators that share a server share
+//! its streams, as nodes sharing a NATS cluster do.
+//!
+//! - `server.rs`: [`MemoryServer`]; `faults.rs`: its fault injection (`testing` feature);
+//! - `stream.rs`: a stream's messages and limits; `consumer.rs`: a consumer's deliveries;
+//! - this file: [`MemoryBackend`], the calls the coordinator makes.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::backend::seam::{
+    ConnectionListener, ConsumerSpec, DeliverFrom, PublishAck, StreamBounds, StreamReadyInfo,
+    StreamSpec,
+};
+use crate::error::{Error, ErrorKind, Result};
+
+mod consumer;
+#[cfg(feature = "testing")]
+mod faults;
+mod server;
+mod stream;
+
+pub(crate) use self::consumer::MemoryConsumer;
+pub use self::server::MemoryServer;
+use self::server::MEMORY_SERVER_NAME;
+use self::stream::{stored_size, Limits, MemoryStream, StoredMessage};
+
+/// A coordinator's connection to a [`MemoryServer`].
+#[derive(Clone, Debug)]
+pub(crate) struct MemoryBackend {
+    server: MemoryServer,
+    spec: Arc<StreamSpec>,
+}
+
+impl MemoryBackend {
+    pub(crate) fn new(server: MemoryServer, spec: StreamSpec) -> Self {
+        Self {
+            server,
+            spec: Arc::new(spec),
+        }
+    }
+
+    pub(crate) fn server(&self) -> &MemoryServer {
+        &self.server
+    }
+
+    pub(crate) fn add_listener(&self, listener: ConnectionListener) {
+        self.server.inner.listeners.lock().push(listener);
+    }
+
+    pub(crate) fn server_name(&self) -> Arc<str> {
+        MEMORY_SERVER_NAME.into()
+    }
+
+    fn check_connected(&self) -> Result<()> {
+        if self.server.is_disconnected() {
+            return Err(Error::new(
+                ErrorKind::Disconnected,
+                "the embedded server is disconnected",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The stream; `StreamNotFound` when it was deleted underneath the coordinator, which
+    /// decides what to do about it.
+    fn stream(&self) -> Result<Arc<MemoryStream>> {
+        self.server.stream(&self.spec.name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::StreamNotFound,
+                format!("stream {} does not exist", self.spec.name),
+            )
+        })
+    }
+
+    pub(crate) fn ensure_stream(&self) -> Result<StreamReadyInfo> {
+        self.check_connected()?;
+        let mut streams = self.server.inner.streams.lock();
+        let (stream, created) = match streams.get(&self.spec.name) {
+            Some(existing) => (existing.clone(), false),
+            None => {
+                let stream = Arc::new(MemoryStream::new());
+                streams.insert(self.spec.name.clone(), stream.clone());
+                (stream, true)
+            }
+        };
+        drop(streams);
+        let mut state = stream.state.lock();
+        // Reconcile: the latest coordinator's limits apply, as `create_or_update` does.
+        state.limits = Limits::from(&*self.spec);
+        state.apply_limits(SystemTime::now());
+        Ok(StreamReadyInfo {
+            created,
+            bounds: state.bounds(),
+        })
+    }
+
+    pub(crate) fn publish(
+        &self,
+        subject: &Arc<str>,
+        payload: Bytes,
+        msg_id: Option<&str>,
+    ) -> Result<PublishAck> {
+        self.check_connected()?;
+        let stream = self.stream()?;
+        let mut state = stream.state.lock();
+        let now = SystemTime::now();
+        if let Some(id) = msg_id {
+            state.prune_dedupe(now);
+            if let Some(&(seq, _)) = state.dedupe.get(id) {
+                return Ok(PublishAck {
+                    seq,
+                    duplicate: true,
+                });
+            }
+        }
+        state.last_seq += 1;
+        let seq = state.last_seq;
+        if state.messages.is_empty() {
+            state.first_seq = seq;
+        }
+        state.bytes += stored_size(subject, &payload);
+        state.messages.push_back(StoredMessage {
+            seq,
+            subject: subject.clone(),
+            payload,
+            published_at: now,
+        });
+        if let Some(id) = msg_id {
+            state.dedupe.insert(id.to_owned(), (seq, now));
+        }
+        state.apply_limits(now);
+        state.wake_all();
+        Ok(PublishAck {
+            seq,
+            duplicate: false,
+        })
+    }
+
+    pub(crate) fn bounds(&self) -> Result<StreamBounds> {
+        self.check_connected()?;
+        let stream = self.stream()?;
+        let mut state = stream.state.lock();
+        state.apply_max_age(SystemTime::now());
+        Ok(state.bounds())
+    }
+
+    pub(crate) fn create_consumer(&self, spec: &ConsumerSpec) -> Result<MemoryConsumer> {
+        self.check_connected()?;
+        let stream = self.stream()?;
+        let mut state = stream.state.lock();
+        if state.is_frozen() {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "the embedded server did not answer (heartbeats stopped)",
+            ));
+        }
+        state.apply_max_age(SystemTime::now());
+        let next_seq = match spec.from {
+            DeliverFrom::Sequence(seq) => seq.max(1),
+            DeliverFrom::Time(t) => state
+                .messages
+                .iter()
+                .find(|m| m.published_at >= t)
+                .map(|m| m.seq)
+                .unwrap_or(state.last_seq + 1),
+        };
+        let id = self
+            .server
+            .inner
+            .next_consumer_id
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        state.consumers.insert(spec.name.clone(), id);
+        drop(state);
+        Ok(MemoryConsumer {
+            server: self.server.clone(),
+            stream,
+            name: spec.name.clone(),
+            filter: spec.filter.clone(),
+            id,
+            next_seq,
+            consumer_seq: 0,
+            heartbeat: spec.heartbeat,
+            missed_timer: None,
+            disconnected_reported: false,
+            deleted_reported: false,
+        })
+    }
+
+    pub(crate) fn delete_consumer(&self, name: &str) {
+        if let Ok(stream) = self.stream() {
+            let mut state = stream.state.lock();
+            if state.consumers.remove(name).is_some() {
+                state.wake_all();
+            }
+        }
+    }
+}

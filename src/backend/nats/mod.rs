@@ -1,0 +1,365 @@
+//! The NATS JetStream backend, through async-nats.
+//!
+//! Streams use limits retention; consumers are pull consumers with idle heartbeats and
+//! `AckPolicy::None`: Herald owns the position (the checkpoint), so the server needs no acks.
+//! Everything here was checked against nats-server 2.9.10, the oldest server Herald supports:
+//! no 2.10+ API is used.
+//!
+//! - `options.rs`: [`NatsOptions`] (servers, auth, TLS) and the connection events;
+//! - `errors.rs`: async-nats errors as Herald error kinds;
+//! - `consumer.rs`: a pull consumer's messages and faults;
+//! - this file: [`NatsBackend`], stream administration and publishing.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+
+use crate::backend::seam::{
+    ConnectionListener, ConsumerSpec, DeliverFrom, PublishAck, Storage, StreamBounds,
+    StreamReadyInfo, StreamSpec,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::redact::{redact_addr, redact_url};
+
+mod consumer;
+mod errors;
+mod options;
+
+pub(crate) use self::consumer::NatsConsumer;
+use self::errors::{connect_error, request_error, JetStreamCode};
+pub use self::options::NatsOptions;
+
+/// A coordinator's connection to NATS JetStream.
+#[derive(Clone)]
+pub(crate) struct NatsBackend {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    spec: Arc<StreamSpec>,
+    server: Arc<str>,
+}
+
+impl fmt::Debug for NatsBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBackend")
+            .field("server", &self.server)
+            .field("stream", &self.spec.name)
+            .finish()
+    }
+}
+
+impl NatsBackend {
+    pub(crate) async fn connect(
+        options: NatsOptions,
+        spec: StreamSpec,
+        listener: ConnectionListener,
+    ) -> Result<Self> {
+        let addrs: Vec<async_nats::ServerAddr> = options
+            .urls
+            .split(',')
+            .map(|u| u.trim().parse())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| {
+                Error::with_source(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "the server address {} is invalid",
+                        redact_url(&options.urls)
+                    ),
+                    e,
+                )
+            })?;
+        let server: Arc<str> = addrs
+            .iter()
+            .map(redact_addr)
+            .collect::<Vec<_>>()
+            .join(",")
+            .into();
+        let client = options
+            .connect_options(&addrs, server.clone(), listener)
+            .await?
+            .connect(addrs)
+            .await
+            .map_err(|e| connect_error(e, &server))?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(options.request_timeout);
+        let mut spec = spec;
+        // The server's limit wins when it is lower than Herald's.
+        let server_max = client.server_info().max_payload;
+        if server_max > 0 {
+            spec.max_payload = spec.max_payload.min(server_max);
+        }
+        Ok(Self {
+            client,
+            js,
+            spec: Arc::new(spec),
+            server,
+        })
+    }
+
+    pub(crate) fn server_name(&self) -> Arc<str> {
+        self.server.clone()
+    }
+
+    pub(crate) fn max_payload(&self) -> usize {
+        self.spec.max_payload
+    }
+
+    pub(crate) async fn flush(&self) {
+        let _ = self.client.flush().await;
+    }
+
+    fn stream_config(&self) -> stream::Config {
+        let spec = &*self.spec;
+        stream::Config {
+            name: spec.name.to_string(),
+            subjects: vec![spec.subjects.to_string()],
+            retention: stream::RetentionPolicy::Limits,
+            max_age: spec.max_age,
+            max_messages: spec
+                .max_msgs
+                .map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
+            max_bytes: spec
+                .max_bytes
+                .map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
+            storage: match spec.storage {
+                Storage::File => stream::StorageType::File,
+                Storage::Memory => stream::StorageType::Memory,
+            },
+            num_replicas: spec.replicas,
+            duplicate_window: spec.duplicate_window,
+            discard: stream::DiscardPolicy::Old,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) async fn ensure_stream(&self) -> Result<StreamReadyInfo> {
+        let name = &*self.spec.name;
+        let created = match self.js.get_stream(name).await {
+            Ok(mut existing) => {
+                let info = existing
+                    .info()
+                    .await
+                    .map_err(|e| request_error("could not read the stream's configuration", e))?;
+                if info.config.retention != stream::RetentionPolicy::Limits {
+                    return Err(Error::new(
+                        ErrorKind::StreamMismatch,
+                        format!(
+                            "stream {name} exists with {:?} retention; Herald needs Limits retention and will not change someone else's stream: delete it or choose another stream name",
+                            info.config.retention
+                        ),
+                    ));
+                }
+                false
+            }
+            Err(e) if e.code() == Some(jetstream::ErrorCode::STREAM_NOT_FOUND) => true,
+            Err(e) => return Err(request_error("could not look up the stream", e)),
+        };
+        let info = self
+            .js
+            .create_or_update_stream(self.stream_config())
+            .await
+            .map_err(|e| {
+                let kind = match e.code() {
+                    Some(jetstream::ErrorCode::STREAM_SUBJECT_OVERLAP) => ErrorKind::StreamMismatch,
+                    _ => ErrorKind::Server,
+                };
+                Error::with_source(kind, format!("could not create or update stream {name}"), e)
+            })?;
+        Ok(StreamReadyInfo {
+            created,
+            bounds: bounds_of(&info.state),
+        })
+    }
+
+    pub(crate) async fn publish(
+        &self,
+        subject: &Arc<str>,
+        payload: Bytes,
+        msg_id: Option<&str>,
+    ) -> Result<PublishAck> {
+        let subject = async_nats::Subject::from(&**subject);
+        let sent = match msg_id {
+            None => self.js.publish(subject, payload).await,
+            Some(id) => {
+                self.js
+                    .send_publish(
+                        subject,
+                        jetstream::message::PublishMessage::build()
+                            .payload(payload)
+                            .message_id(id),
+                    )
+                    .await
+            }
+        };
+        self.settle(sent).await
+    }
+
+    /// Pipelined publish: keeps up to `WINDOW` acknowledgements in flight and returns one result
+    /// per message, in order.
+    pub(crate) async fn publish_batch(
+        &self,
+        items: &[(Arc<str>, Bytes)],
+    ) -> Vec<Result<PublishAck>> {
+        const WINDOW: usize = 512;
+        let mut results = Vec::with_capacity(items.len());
+        let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
+        for (subject, payload) in items {
+            if in_flight.len() == WINDOW {
+                if let Some(pending) = in_flight.pop_front() {
+                    results.push(self.settle(pending).await);
+                }
+            }
+            let sent = self
+                .js
+                .publish(async_nats::Subject::from(&**subject), payload.clone())
+                .await;
+            in_flight.push_back(sent);
+        }
+        for pending in in_flight {
+            results.push(self.settle(pending).await);
+        }
+        results
+    }
+
+    async fn settle(
+        &self,
+        sent: std::result::Result<
+            jetstream::context::PublishAckFuture,
+            jetstream::context::PublishError,
+        >,
+    ) -> Result<PublishAck> {
+        let ack = match sent {
+            Ok(future) => future.await,
+            Err(e) => Err(e),
+        };
+        match ack {
+            Ok(ack) => Ok(PublishAck {
+                seq: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
+            Err(e) => Err(self.publish_error(e).await),
+        }
+    }
+
+    async fn publish_error(&self, e: jetstream::context::PublishError) -> Error {
+        use jetstream::context::PublishErrorKind as K;
+        let kind = match e.kind() {
+            K::MaxPayloadExceeded => ErrorKind::PayloadTooLarge,
+            K::TimedOut => ErrorKind::Timeout,
+            K::BrokenPipe => ErrorKind::Disconnected,
+            // "No responders" also looks like this during a leader change: only a stream that
+            // is confirmed missing is reported as such.
+            K::StreamNotFound => match self.js.get_stream(&*self.spec.name).await {
+                // Deleted underneath us: the coordinator decides what to do about it.
+                Err(ge) if ge.code() == Some(jetstream::ErrorCode::STREAM_NOT_FOUND) => {
+                    ErrorKind::StreamNotFound
+                }
+                _ => ErrorKind::Timeout,
+            },
+            _ => ErrorKind::Server,
+        };
+        Error::with_source(
+            kind,
+            format!("publish to stream {} failed", self.spec.name),
+            e,
+        )
+    }
+
+    /// The stream's bounds; `StreamNotFound` when it was deleted underneath Herald.
+    pub(crate) async fn bounds(&self) -> Result<StreamBounds> {
+        match self.js.get_stream(&*self.spec.name).await {
+            Ok(stream) => Ok(bounds_of(&stream.cached_info().state)),
+            Err(e) => Err(request_error("could not read the stream's state", e)),
+        }
+    }
+
+    pub(crate) async fn create_consumer(&self, spec: &ConsumerSpec) -> Result<NatsConsumer> {
+        let deliver_policy = match spec.from {
+            DeliverFrom::Sequence(seq) => jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: seq.max(1),
+            },
+            DeliverFrom::Time(t) => jetstream::consumer::DeliverPolicy::ByStartTime {
+                start_time: t.into(),
+            },
+        };
+        let config = jetstream::consumer::pull::Config {
+            name: Some(spec.name.to_string()),
+            filter_subject: spec.filter.to_string(),
+            deliver_policy,
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            // A consumer left behind by a crashed process disappears by itself.
+            inactive_threshold: (spec.heartbeat * 12).max(Duration::from_secs(30)),
+            // Herald owns the position, so the server keeps no consumer state on disk: creating
+            // and deleting are cheaper, and a same-name consumer recreated while the old one's
+            // files are being removed cannot trip over them (nats-server 2.9 error 10051).
+            memory_storage: true,
+            ..Default::default()
+        };
+        let consumer = self
+            .js
+            .create_consumer_on_stream(config, &*self.spec.name)
+            .await
+            .map_err(|e| request_error(&format!("could not create consumer {}", spec.name), e))?;
+        let messages = consumer
+            .stream()
+            .heartbeat(spec.heartbeat)
+            .expires((spec.heartbeat * 6).max(Duration::from_secs(30)))
+            .max_messages_per_batch(500)
+            .messages()
+            .await
+            .map_err(|e| {
+                Error::with_source(
+                    ErrorKind::Disconnected,
+                    format!("could not start consuming {}", spec.name),
+                    e,
+                )
+            })?;
+        Ok(NatsConsumer {
+            messages: Box::pin(messages),
+            ended: false,
+            handle: consumer,
+            last_seq: 0,
+            idle_after: spec.heartbeat * 6,
+            idle: Box::pin(tokio::time::sleep(spec.heartbeat * 6)),
+            check: None,
+        })
+    }
+
+    /// Deletes a consumer; one that does not exist (or whose stream does not) is not an error.
+    pub(crate) async fn delete_consumer(&self, name: &str) -> Result<()> {
+        match self
+            .js
+            .delete_consumer_from_stream(name, &*self.spec.name)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match request_error(&format!("could not delete consumer {name}"), e) {
+                gone if matches!(
+                    gone.kind(),
+                    ErrorKind::ConsumerNotFound | ErrorKind::StreamNotFound
+                ) =>
+                {
+                    Ok(())
+                }
+                error => Err(error),
+            },
+        }
+    }
+}
+
+fn bounds_of(state: &stream::State) -> StreamBounds {
+    if state.messages == 0 {
+        StreamBounds {
+            first: state.last_sequence + 1,
+            last: state.last_sequence,
+        }
+    } else {
+        StreamBounds {
+            first: state.first_sequence,
+            last: state.last_sequence,
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Durable positions: where a subscription resumes after a restart.
+//!
+//! A subscription keeps the highest stream sequence the application acknowledged and saves it
+//! through a [`CheckpointStore`] in batches (see [`CheckpointPolicy`]). After a restart it
+//! resumes at checkpoint + 1, so at most the unsaved window is delivered again.
+//!
+//! Two stores are bundled: [`MemoryCheckpointStore`] (for tests, and for processes that do not
+//! need to survive a restart) and [`FileCheckpointStore`] (atomic replace: write, fsync, rename).
+//! Implement the trait to keep checkpoints in your own database.
+//!
+//! - this file: [`CheckpointKey`], [`CheckpointStore`], [`CheckpointPolicy`],
+//!   [`MemoryCheckpointStore`];
+//! - `file.rs`: [`FileCheckpointStore`](file::FileCheckpointStore);
+//! - `progress.rs`: acknowledgements and the task that saves them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+pub(crate) mod file;
+pub(crate) mod progress;
+
+/// Identifies one subscription's checkpoint: the stream, the durable name and the filter.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CheckpointKey {
+    /// The stream.
+    pub stream: Arc<str>,
+    /// The subscription's durable name.
+    pub durable: Arc<str>,
+    /// The subscription's filter, as a full subject.
+    pub filter: Arc<str>,
+}
+
+impl fmt::Display for CheckpointKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} ({})", self.stream, self.durable, self.filter)
+    }
+}
+
+/// Where checkpoints are kept. Implement it to keep them in your own database.
+///
+/// `load` returns `Ok(None)` when no checkpoint exists yet. An error from `load` ends the
+/// subscribe call (a subscription never guesses where to start); an error from `save` is reported
+/// as [`CheckpointFailed`](crate::CoordinatorEvent::CheckpointFailed) and retried with the next
+/// batch, and delivery goes on.
+///
+/// ```
+/// use futures::future::BoxFuture;
+/// use herald::{CheckpointKey, CheckpointStore, Result};
+///
+/// struct Postgres; // your connection pool
+///
+/// impl CheckpointStore for Postgres {
+///     fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>> {
+///         Box::pin(async move { /* SELECT seq FROM checkpoints WHERE ... */ Ok(None) })
+///     }
+///     fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>> {
+///         Box::pin(async move { /* UPSERT ... */ Ok(()) })
+///     }
+/// }
+/// ```
+pub trait CheckpointStore: Send + Sync + 'static {
+    /// Reads the checkpoint for `key`, or `None` when there is none.
+    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>>;
+
+    /// Durably records that every sequence up to `seq` has been processed.
+    fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>>;
+}
+
+impl<S: CheckpointStore + ?Sized> CheckpointStore for Arc<S> {
+    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>> {
+        (**self).load(key)
+    }
+
+    fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>> {
+        (**self).save(key, seq)
+    }
+}
+
+/// When a subscription saves its checkpoint: after `every` acknowledged messages, or `interval`
+/// after the first unsaved acknowledgement, whichever comes first; and always when it closes.
+///
+/// A crash redelivers at most the unsaved window. Smaller values shrink the window and cost more
+/// writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointPolicy {
+    /// Save after this many acknowledged messages (at least 1).
+    pub every: u64,
+    /// Save at most this long after the first unsaved acknowledgement.
+    pub interval: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    /// Every 100 messages or every second.
+    fn default() -> Self {
+        Self {
+            every: 100,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Keeps checkpoints in memory; clones share the same map.
+///
+/// Checkpoints survive a subscription being closed and reopened, or a new `Coordinator` in the
+/// same process, but not a process restart.
+///
+/// ```
+/// use herald::MemoryCheckpointStore;
+/// let store = MemoryCheckpointStore::new();
+/// let shared = store.clone(); // same checkpoints
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MemoryCheckpointStore {
+    map: Arc<Mutex<HashMap<CheckpointKey, u64>>>,
+}
+
+impl MemoryCheckpointStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The checkpoint saved for `key`, if any.
+    pub fn get(&self, key: &CheckpointKey) -> Option<u64> {
+        self.map.lock().get(key).copied()
+    }
+}
+
+impl CheckpointStore for MemoryCheckpointStore {
+    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>> {
+        let found = self.get(key);
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>> {
+        self.map.lock().insert(key.clone(), seq);
+        Box::pin(async { Ok(()) })
+    }
+}

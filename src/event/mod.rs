@@ -1,0 +1,401 @@
+//! The typed events a coordinator reports: one [`CoordinatorEvent`] per state change.
+//!
+//! Every variant carries the context a reader needs without looking anything up: the stream,
+//! the consumer, the sequences, the durations, the cause. Names are `Arc<str>`, so cloning an
+//! event never copies a string. Events are plain data: this module knows nothing of the
+//! coordinator that sends them.
+//!
+//! - [`CoordinatorEvent`] (this file): the variants and their accessors;
+//! - `kind.rs`: [`EventKind`], [`EventKindSet`], [`Severity`], [`ResubscribeCause`];
+//! - `display.rs`: each event as a one-line sentence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::position::StartPosition;
+
+mod display;
+mod kind;
+
+pub use self::kind::{EventKind, EventKindSet, ResubscribeCause, Severity};
+
+/// One state change of a coordinator, reported through a [`Reporter`](crate::Reporter).
+///
+/// Events are reported exactly once, in the order they happened, from the task that made the
+/// change, and before its effect reaches the application: `ReplayStarted` is reported before the
+/// first replayed message is yielded.
+///
+/// Server addresses are redacted: no user, password or token ever appears in an event.
+///
+/// ```
+/// use herald::{CoordinatorEvent, EventKind, Severity};
+/// let event = CoordinatorEvent::EventsLost {
+///     stream: "HERALD".into(),
+///     consumer: "node-a".into(),
+///     first: 10,
+///     last: 14,
+/// };
+/// assert_eq!(event.kind(), EventKind::EventsLost);
+/// assert_eq!(event.severity(), Severity::Error);
+/// assert_eq!(
+///     event.to_string(),
+///     "consumer node-a on stream HERALD lost events 10..=14 (5 events) to retention before they were delivered"
+/// );
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CoordinatorEvent {
+    /// The coordinator connected to a server (the embedded backend: at start).
+    Connected {
+        /// The server's address, with credentials redacted.
+        server: Arc<str>,
+    },
+    /// The connection to the server was lost; reconnection starts.
+    Disconnected {
+        /// The server's address, with credentials redacted.
+        server: Arc<str>,
+        /// Why, as far as the client knows.
+        cause: Arc<str>,
+    },
+    /// A reconnection attempt is about to be made after `delay`.
+    Reconnecting {
+        /// Attempts so far, starting at 1.
+        attempt: u32,
+        /// How long the client waits before this attempt.
+        delay: Duration,
+    },
+    /// The connection is back after `downtime`.
+    Reconnected {
+        /// The server's address, with credentials redacted.
+        server: Arc<str>,
+        /// Time between `Disconnected` and now.
+        downtime: Duration,
+    },
+    /// The server entered lame duck mode: it will shut down soon, clients should move.
+    LameDuck {
+        /// The server's address, with credentials redacted.
+        server: Arc<str>,
+    },
+    /// The client could not keep up and the server or client dropped messages.
+    SlowConsumer {
+        /// The client-side subscription id that fell behind.
+        sid: u64,
+    },
+    /// The server sent an error that is not tied to one operation.
+    ServerError {
+        /// The server's message (never contains credentials).
+        message: Arc<str>,
+    },
+    /// The coordinator's stream exists with the expected configuration.
+    StreamReady {
+        /// The stream.
+        stream: Arc<str>,
+        /// True when Herald created it, false when it already existed.
+        created: bool,
+        /// Messages older than this are removed.
+        max_age: Duration,
+        /// At most this many messages are kept, if set.
+        max_msgs: Option<u64>,
+        /// At most this many bytes are kept, if set.
+        max_bytes: Option<u64>,
+        /// The first sequence in the stream (0 when empty).
+        first_seq: u64,
+        /// The last sequence ever assigned (0 when nothing was ever published).
+        last_seq: u64,
+    },
+    /// A subscription started.
+    Subscribed {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer's unique name.
+        consumer: Arc<str>,
+        /// The filter, as a full subject.
+        filter: Arc<str>,
+        /// The requested start position.
+        start: StartPosition,
+        /// The checkpoint found in the store, if any.
+        checkpoint: Option<u64>,
+    },
+    /// Idle heartbeats were not received in time.
+    HeartbeatMissed {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// Consecutive heartbeat checks missed (the consumer is recreated from the second).
+        missed: u32,
+    },
+    /// The consumer disappeared from the server.
+    ConsumerDeleted {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+    },
+    /// The subscription will recreate its consumer after `delay`.
+    Resubscribing {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// Attempts so far for this fault, starting at 1.
+        attempt: u32,
+        /// Backoff before the attempt (capped and jittered).
+        delay: Duration,
+        /// What made the subscription resubscribe.
+        cause: ResubscribeCause,
+    },
+    /// The consumer was recreated and resumes at `resume_from` (= last processed + 1).
+    ConsumerRecreated {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// The first stream sequence the new consumer delivers.
+        resume_from: u64,
+    },
+    /// Messages published before the (re)subscription are about to be delivered.
+    ReplayStarted {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// First stream sequence of the replay.
+        from: u64,
+        /// Last stream sequence of the stream when the replay started.
+        to: u64,
+    },
+    /// The replay reached `to` (or the end of the matching messages): the subscription is live.
+    ReplayCompleted {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// Messages delivered during the replay.
+        events: u64,
+        /// Time from `ReplayStarted` to the last replayed message.
+        elapsed: Duration,
+    },
+    /// Retention removed stream sequences `first..=last` before they were delivered.
+    ///
+    /// For a subscription whose filter does not cover the whole stream, the range names the
+    /// stream sequences that may have held matching events: the server no longer knows their
+    /// subjects.
+    EventsLost {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// First lost stream sequence.
+        first: u64,
+        /// Last lost stream sequence.
+        last: u64,
+    },
+    /// The stream's sequences went backwards (it was deleted and recreated): the subscription
+    /// starts over at the new stream's first sequence, and its checkpoint with it.
+    StreamReset {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// The position the subscription had reached on the old stream.
+        position: u64,
+        /// The new stream's last sequence.
+        last_seq: u64,
+    },
+    /// The checkpoint was written to its store.
+    CheckpointSaved {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// The saved sequence: everything up to it has been processed.
+        seq: u64,
+    },
+    /// The checkpoint could not be read or written; the subscription does not skip ahead.
+    CheckpointFailed {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// The sequence that should have been saved (0 when loading failed).
+        seq: u64,
+        /// What went wrong.
+        error: Arc<str>,
+    },
+    /// A subscription ended.
+    Unsubscribed {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// The last sequence the application acknowledged (0 when none).
+        last_processed: u64,
+    },
+    /// A message was stored in the stream.
+    Published {
+        /// The stream.
+        stream: Arc<str>,
+        /// The full subject.
+        subject: Arc<str>,
+        /// The message's stream sequence.
+        seq: u64,
+        /// True when the message id was seen before and nothing new was stored.
+        duplicate: bool,
+    },
+    /// A publish attempt failed.
+    PublishFailed {
+        /// The stream.
+        stream: Arc<str>,
+        /// The full subject.
+        subject: Arc<str>,
+        /// Attempts so far, starting at 1.
+        attempt: u32,
+        /// True when Herald will retry before the deadline.
+        will_retry: bool,
+        /// What went wrong.
+        error: Arc<str>,
+    },
+    /// A message was handed to the application.
+    Delivered {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// The message's stream sequence.
+        seq: u64,
+    },
+    /// A message's payload could not be decoded into the subscription's type.
+    DecodeFailed {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// The message's stream sequence.
+        seq: u64,
+        /// The decoder's error.
+        error: Arc<str>,
+    },
+    /// The coordinator shut down; subscriptions end.
+    Shutdown {
+        /// The stream.
+        stream: Arc<str>,
+        /// Subscriptions that were open.
+        subscriptions: u64,
+    },
+}
+
+impl CoordinatorEvent {
+    /// The event's kind, without its fields.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::Connected { .. } => EventKind::Connected,
+            Self::Disconnected { .. } => EventKind::Disconnected,
+            Self::Reconnecting { .. } => EventKind::Reconnecting,
+            Self::Reconnected { .. } => EventKind::Reconnected,
+            Self::LameDuck { .. } => EventKind::LameDuck,
+            Self::SlowConsumer { .. } => EventKind::SlowConsumer,
+            Self::ServerError { .. } => EventKind::ServerError,
+            Self::StreamReady { .. } => EventKind::StreamReady,
+            Self::Subscribed { .. } => EventKind::Subscribed,
+            Self::HeartbeatMissed { .. } => EventKind::HeartbeatMissed,
+            Self::ConsumerDeleted { .. } => EventKind::ConsumerDeleted,
+            Self::Resubscribing { .. } => EventKind::Resubscribing,
+            Self::ConsumerRecreated { .. } => EventKind::ConsumerRecreated,
+            Self::ReplayStarted { .. } => EventKind::ReplayStarted,
+            Self::ReplayCompleted { .. } => EventKind::ReplayCompleted,
+            Self::EventsLost { .. } => EventKind::EventsLost,
+            Self::StreamReset { .. } => EventKind::StreamReset,
+            Self::CheckpointSaved { .. } => EventKind::CheckpointSaved,
+            Self::CheckpointFailed { .. } => EventKind::CheckpointFailed,
+            Self::Unsubscribed { .. } => EventKind::Unsubscribed,
+            Self::Published { .. } => EventKind::Published,
+            Self::PublishFailed { .. } => EventKind::PublishFailed,
+            Self::Delivered { .. } => EventKind::Delivered,
+            Self::DecodeFailed { .. } => EventKind::DecodeFailed,
+            Self::Shutdown { .. } => EventKind::Shutdown,
+        }
+    }
+
+    /// How much attention the event deserves.
+    pub fn severity(&self) -> Severity {
+        self.kind().severity()
+    }
+
+    /// The stream the event is about; `None` for connection events.
+    pub fn stream(&self) -> Option<&Arc<str>> {
+        match self {
+            Self::StreamReady { stream, .. }
+            | Self::Subscribed { stream, .. }
+            | Self::HeartbeatMissed { stream, .. }
+            | Self::ConsumerDeleted { stream, .. }
+            | Self::Resubscribing { stream, .. }
+            | Self::ConsumerRecreated { stream, .. }
+            | Self::ReplayStarted { stream, .. }
+            | Self::ReplayCompleted { stream, .. }
+            | Self::EventsLost { stream, .. }
+            | Self::StreamReset { stream, .. }
+            | Self::CheckpointSaved { stream, .. }
+            | Self::CheckpointFailed { stream, .. }
+            | Self::Unsubscribed { stream, .. }
+            | Self::Published { stream, .. }
+            | Self::PublishFailed { stream, .. }
+            | Self::Delivered { stream, .. }
+            | Self::DecodeFailed { stream, .. }
+            | Self::Shutdown { stream, .. } => Some(stream),
+            Self::Connected { .. }
+            | Self::Disconnected { .. }
+            | Self::Reconnecting { .. }
+            | Self::Reconnected { .. }
+            | Self::LameDuck { .. }
+            | Self::SlowConsumer { .. }
+            | Self::ServerError { .. } => None,
+        }
+    }
+
+    /// For [`EventsLost`](Self::EventsLost): how many stream sequences were lost,
+    /// `last - first + 1` (sequences, not matching events). `None` for every other kind.
+    ///
+    /// ```
+    /// use herald::CoordinatorEvent;
+    /// let lost = CoordinatorEvent::EventsLost {
+    ///     stream: "S".into(),
+    ///     consumer: "c".into(),
+    ///     first: 10,
+    ///     last: 14,
+    /// };
+    /// assert_eq!(lost.lost_count(), Some(5));
+    /// ```
+    pub fn lost_count(&self) -> Option<u64> {
+        match self {
+            Self::EventsLost { first, last, .. } => {
+                Some(last.saturating_sub(*first).saturating_add(1))
+            }
+            _ => None,
+        }
+    }
+
+    /// The consumer the event is about, for subscription events.
+    pub fn consumer(&self) -> Option<&Arc<str>> {
+        match self {
+            Self::Subscribed { consumer, .. }
+            | Self::HeartbeatMissed { consumer, .. }
+            | Self::ConsumerDeleted { consumer, .. }
+            | Self::Resubscribing { consumer, .. }
+            | Self::ConsumerRecreated { consumer, .. }
+            | Self::ReplayStarted { consumer, .. }
+            | Self::ReplayCompleted { consumer, .. }
+            | Self::EventsLost { consumer, .. }
+            | Self::StreamReset { consumer, .. }
+            | Self::CheckpointSaved { consumer, .. }
+            | Self::CheckpointFailed { consumer, .. }
+            | Self::Unsubscribed { consumer, .. }
+            | Self::Delivered { consumer, .. }
+            | Self::DecodeFailed { consumer, .. } => Some(consumer),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! [`Subscribe`]: a subscription being configured, and what awaiting it does: validate, claim
+//! the consumer name, load the checkpoint, open the first consumer, start saving checkpoints.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::backend::{ConsumerSpec, DeliverFrom};
+use crate::checkpoint::progress::{self, Acks};
+use crate::checkpoint::{CheckpointKey, CheckpointPolicy, CheckpointStore, MemoryCheckpointStore};
+use crate::emitter::{emit, emit_for, Names};
+use crate::error::{Error, ErrorKind, Result};
+use crate::position::StartPosition;
+use crate::reporter::{NullReporter, Reporter};
+use crate::state::CoordinatorState;
+use crate::subscription::resume::{initial_cursor, open_consumer, Resume};
+use crate::subscription::Subscription;
+
+/// Options of a subscription, set through [`Coordinator::subscribe`](crate::Coordinator::subscribe).
+struct SubscribeOptions {
+    durable: Option<String>,
+    start: StartPosition,
+    store: Arc<dyn CheckpointStore>,
+    policy: CheckpointPolicy,
+    heartbeat: Option<Duration>,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        Self {
+            durable: None,
+            start: StartPosition::default(),
+            store: Arc::new(MemoryCheckpointStore::new()),
+            policy: CheckpointPolicy::default(),
+            heartbeat: None,
+        }
+    }
+}
+
+/// A subscription being configured; `.await` it to subscribe.
+///
+/// Made by [`Coordinator::subscribe`](crate::Coordinator::subscribe).
+#[must_use = "a subscription starts only when awaited"]
+pub struct Subscribe<'a, R: Reporter = NullReporter> {
+    state: &'a Arc<CoordinatorState<R>>,
+    filter: String,
+    options: SubscribeOptions,
+}
+
+impl<R: Reporter> fmt::Debug for Subscribe<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscribe")
+            .field("filter", &self.filter)
+            .field("durable", &self.options.durable)
+            .field("start", &self.options.start)
+            .finish()
+    }
+}
+
+impl<'a, R: Reporter> Subscribe<'a, R> {
+    pub(crate) fn new(state: &'a Arc<CoordinatorState<R>>, filter: String) -> Self {
+        Self {
+            state,
+            filter,
+            options: SubscribeOptions::default(),
+        }
+    }
+
+    /// The durable name: identifies the subscription's checkpoint and, with the node id, its
+    /// consumer. Default: derived from the filter. `[A-Za-z0-9_-]`, at most 200 characters.
+    pub fn durable(mut self, name: impl Into<String>) -> Self {
+        self.options.durable = Some(name.into());
+        self
+    }
+
+    /// Where to start; default [`StartPosition::LastProcessed`].
+    pub fn start(mut self, start: StartPosition) -> Self {
+        self.options.start = start;
+        self
+    }
+
+    /// Where the checkpoint is kept; default a fresh [`MemoryCheckpointStore`].
+    pub fn checkpoint_store(mut self, store: impl CheckpointStore) -> Self {
+        self.options.store = Arc::new(store);
+        self
+    }
+
+    /// When the checkpoint is saved; default [`CheckpointPolicy::default`].
+    pub fn checkpoint_policy(mut self, policy: CheckpointPolicy) -> Self {
+        self.options.policy = policy;
+        self
+    }
+
+    /// The idle heartbeat interval for this subscription; default the coordinator's.
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.options.heartbeat = Some(interval);
+        self
+    }
+}
+
+impl<'a, R: Reporter> std::future::IntoFuture for Subscribe<'a, R> {
+    type Output = Result<Subscription<R>>;
+    type IntoFuture = BoxFuture<'a, Result<Subscription<R>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(subscribe(self.state.clone(), self.filter, self.options))
+    }
+}
+
+/// Subscribes: everything that happens when a [`Subscribe`] is awaited.
+async fn subscribe<R: Reporter>(
+    state: Arc<CoordinatorState<R>>,
+    filter: String,
+    options: SubscribeOptions,
+) -> Result<Subscription<R>> {
+    state.check_open()?;
+    crate::subject::validate_filter(&filter)?;
+    let durable = match options.durable {
+        Some(d) => d,
+        None => format!("sub-{:08x}", fnv1a(filter.as_bytes())),
+    };
+    crate::subject::validate_name("durable name", ErrorKind::InvalidDurableName, &durable)?;
+    let heartbeat = options.heartbeat.unwrap_or(state.config.heartbeat);
+    if heartbeat.is_zero() {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            "the heartbeat interval must be greater than zero",
+        ));
+    }
+    let full_filter: Arc<str> = format!("{}.{}", state.prefix, filter).into();
+    let names = Names {
+        stream: state.stream.clone(),
+        consumer: format!("{}-{}", state.node, durable).into(),
+    };
+    let key = CheckpointKey {
+        stream: names.stream.clone(),
+        durable: durable.into(),
+        filter: full_filter.clone(),
+    };
+    let signals = state.register(names.consumer.clone())?;
+
+    // A corrupt or foreign checkpoint ends the subscribe: never guess where to start.
+    let checkpoint = match options.store.load(&key).await {
+        Ok(c) => c,
+        Err(error) => {
+            emit_for!(
+                state.emitter,
+                names,
+                CheckpointFailed {
+                    seq: 0,
+                    error: error.to_string().into(),
+                }
+            );
+            state.unregister(&names.consumer);
+            return Err(error);
+        }
+    };
+
+    let spec = ConsumerSpec {
+        name: names.consumer.clone(),
+        filter: full_filter.clone(),
+        from: match options.start {
+            StartPosition::Time(t) => DeliverFrom::Time(t),
+            _ => DeliverFrom::Sequence(1),
+        },
+        heartbeat,
+    };
+    let high_water = match options.start {
+        StartPosition::LastProcessed => checkpoint.unwrap_or(0),
+        _ => 0,
+    };
+    let start = options.start;
+    let opened = open_consumer(
+        state.clone(),
+        spec.clone(),
+        move |bounds| initial_cursor(start, checkpoint, bounds),
+        high_water,
+    )
+    .await;
+    let resumed = match opened {
+        Ok(r) => r,
+        Err(e) => {
+            state.unregister(&names.consumer);
+            return Err(e);
+        }
+    };
+
+    // Only a subscription that resumes from its checkpoint inherits it; any other start
+    // position begins a new history that the first acknowledgement overwrites.
+    let acks = Arc::new(Acks::new(high_water, options.policy.every));
+    let checkpointer = tokio::spawn(progress::run(
+        acks.clone(),
+        options.store.clone(),
+        key,
+        names.clone(),
+        options.policy,
+        state.emitter.clone(),
+    ));
+    emit!(
+        state.emitter,
+        Subscribed {
+            stream: names.stream.clone(),
+            consumer: names.consumer.clone(),
+            filter: full_filter.clone(),
+            start,
+            checkpoint,
+        }
+    );
+    let covers_stream = &*filter == ">";
+    let resume = Resume::new(
+        state,
+        signals,
+        names,
+        spec,
+        acks,
+        covers_stream,
+        high_water,
+        resumed,
+    );
+    Ok(Subscription::new(resume, checkpointer))
+}
+
+/// A stable, dependency-free 32-bit hash for default durable names.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}

@@ -1,0 +1,55 @@
+//! [`Message`]: one stored event as the application receives it, and its acknowledgement.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::checkpoint::progress::Acks;
+
+/// A message delivered by a [`Subscription`](crate::Subscription).
+///
+/// [`ack`](Message::ack) marks it, and every message delivered before it on the same
+/// subscription, as processed: the subscription's checkpoint advances to it.
+#[derive(Clone)]
+pub struct Message {
+    /// The message's stream sequence: unique, increasing, never yielded twice by a subscription.
+    pub seq: u64,
+    /// The full subject (`<prefix>.<key>`).
+    pub subject: Arc<str>,
+    /// The payload.
+    pub payload: Bytes,
+    /// When the stream stored the message.
+    pub published_at: SystemTime,
+    /// True when the message was published before the subscription (re)started: part of a replay.
+    pub replayed: bool,
+    pub(crate) key_offset: usize,
+    pub(crate) acks: Arc<Acks>,
+}
+
+impl Message {
+    /// The key the message was published with: the subject without the stream's prefix.
+    pub fn key(&self) -> &str {
+        self.subject.get(self.key_offset..).unwrap_or(&self.subject)
+    }
+
+    /// Marks this message, and every message delivered before it, as processed. Cheap and
+    /// non-blocking: the checkpoint is saved in batches (see [`CheckpointPolicy`](crate::CheckpointPolicy)).
+    #[inline]
+    pub fn ack(&self) {
+        self.acks.ack(self.seq);
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("seq", &self.seq)
+            .field("subject", &self.subject)
+            .field("payload_len", &self.payload.len())
+            .field("published_at", &self.published_at)
+            .field("replayed", &self.replayed)
+            .finish()
+    }
+}

@@ -1,0 +1,426 @@
+//! The resume algorithm, once, above the backend seam: how a subscription survives every fault
+//! and resumes at exactly the right sequence.
+//!
+//! The client owns its position. A subscription keeps a *cursor*: the highest stream sequence it
+//! has accounted for (handed to the application, or declared lost). Every (re)subscribe:
+//!
+//! 1. reads the stream's bounds `first..=last` (a stream deleted underneath is recreated);
+//! 2. if `first > cursor + 1`, retention removed `cursor + 1 ..= first - 1` before delivery:
+//!    report `EventsLost` with that exact range and move the cursor past it;
+//! 3. if `last > cursor`, a replay of `cursor + 1 ..= last` is pending: `ReplayStarted` is
+//!    reported just before its first message is yielded, `ReplayCompleted` with its last;
+//! 4. deletes the old consumer, then creates one that delivers from `cursor + 1`.
+//!
+//! Missed heartbeats (twice in a row), a deleted consumer, a consumer-sequence gap, a
+//! disconnect or any other fault lead to the same path: report, back off (capped, jittered),
+//! resubscribe. Transient failures while resubscribing are retried forever; only shutdown or an
+//! unrecoverable error ends a subscription. A message at or below the cursor is never yielded
+//! twice; acknowledged positions are checkpointed, so a restart resumes at checkpoint + 1.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+
+use crate::backend::{
+    Consumer, ConsumerItem, ConsumerSpec, DeliverFrom, Fault, RawMessage, StreamBounds,
+};
+use crate::checkpoint::progress::Acks;
+use crate::emitter::{emit_for, Names};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::ResubscribeCause;
+use crate::position::StartPosition;
+use crate::reporter::Reporter;
+use crate::state::{CoordinatorState, Signals};
+use crate::subscription::message::Message;
+
+/// A pending replay: known range, started when its first message is yielded.
+#[derive(Clone, Copy, Debug)]
+struct Replay {
+    from: Option<u64>,
+    to: u64,
+    started: Option<Instant>,
+    events: u64,
+}
+
+/// The outcome of a successful (re)subscribe.
+pub(super) struct Resumed {
+    consumer: Consumer,
+    bounds: StreamBounds,
+    /// The cursor the new consumer starts after.
+    cursor: Option<u64>,
+    /// Set when the stream's sequences went backwards (deleted and recreated): the position
+    /// the subscription had reached.
+    reset_from: Option<u64>,
+}
+
+/// Opens a consumer: removes the old one (a crashed process may have left it), reads the
+/// bounds (recreating a stream deleted underneath), picks the cursor (`cursor_for`), notices a
+/// stream that was reset below `high_water`, and creates the consumer after the cursor.
+pub(super) async fn open_consumer<R>(
+    state: Arc<CoordinatorState<R>>,
+    mut spec: ConsumerSpec,
+    cursor_for: impl FnOnce(StreamBounds) -> Option<u64>,
+    high_water: u64,
+) -> Result<Resumed> {
+    let backend = &state.backend;
+    backend.delete_consumer(&spec.name).await?;
+    let bounds = match backend.bounds().await {
+        Err(error) if error.kind() == ErrorKind::StreamNotFound => state.recreate_stream().await?,
+        bounds => bounds?,
+    };
+    let reset = high_water > bounds.last;
+    let cursor = if reset {
+        Some(bounds.first.saturating_sub(1))
+    } else {
+        cursor_for(bounds)
+    };
+    if let Some(c) = cursor {
+        spec.from = DeliverFrom::Sequence(c + 1);
+    }
+    let consumer = backend.create_consumer(&spec).await?;
+    Ok(Resumed {
+        consumer,
+        bounds,
+        cursor,
+        reset_from: reset.then_some(high_water),
+    })
+}
+
+enum Phase {
+    Streaming(Consumer),
+    Resubscribing(BoxFuture<'static, Result<Resumed>>),
+    Done,
+}
+
+/// One subscription's position and the consumer that serves it: the resume algorithm's state.
+pub(super) struct Resume<R> {
+    pub(super) state: Arc<CoordinatorState<R>>,
+    signals: Arc<Signals>,
+    pub(super) names: Names,
+    pub(super) spec: ConsumerSpec,
+    pub(super) acks: Arc<Acks>,
+    phase: Phase,
+    /// Highest stream sequence accounted for; `None` until the first message of a `Time` start.
+    pub(super) cursor: Option<u64>,
+    /// Highest sequence known to have been reached (delivered, or the checkpoint resumed from):
+    /// a stream whose last sequence is below it was reset.
+    high_water: u64,
+    /// Whether the filter matches every subject of the stream, so a stream-sequence jump is loss.
+    covers_stream: bool,
+    expected_consumer_seq: u64,
+    missed_heartbeats: u32,
+    attempt: u32,
+    replay: Option<Replay>,
+    key_offset: usize,
+}
+
+impl<R: Reporter> Resume<R> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        state: Arc<CoordinatorState<R>>,
+        signals: Arc<Signals>,
+        names: Names,
+        spec: ConsumerSpec,
+        acks: Arc<Acks>,
+        covers_stream: bool,
+        high_water: u64,
+        resumed: Resumed,
+    ) -> Self {
+        let mut resume = Resume {
+            key_offset: state.prefix.len() + 1,
+            state,
+            signals,
+            names,
+            spec,
+            acks,
+            phase: Phase::Done,
+            cursor: resumed.cursor,
+            high_water,
+            covers_stream,
+            expected_consumer_seq: 1,
+            missed_heartbeats: 0,
+            attempt: 0,
+            replay: None,
+        };
+        resume.on_resumed(resumed);
+        resume
+    }
+
+    pub(super) fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+
+    /// Stops consuming; the caller reports and cleans up.
+    pub(super) fn stop(&mut self) {
+        self.phase = Phase::Done;
+    }
+
+    /// A (re)subscribe succeeded: report loss and replay as the bounds say, and stream.
+    fn on_resumed(&mut self, resumed: Resumed) {
+        let Resumed {
+            consumer,
+            bounds,
+            cursor,
+            reset_from,
+        } = resumed;
+        if let Some(position) = reset_from {
+            emit_for!(
+                self.state.emitter,
+                self.names,
+                StreamReset {
+                    position,
+                    last_seq: bounds.last,
+                }
+            );
+            self.high_water = 0;
+            self.acks.reset();
+        }
+        self.cursor = cursor;
+        if let Some((first, last)) = self.cursor.and_then(|c| lost_range(c, bounds)) {
+            self.report_lost(first, last);
+            self.cursor = Some(last);
+        }
+        let from = self.cursor.map(|c| c + 1);
+        self.replay = (bounds.last >= from.unwrap_or(bounds.first) && bounds.last >= bounds.first)
+            .then_some(Replay {
+                from,
+                to: bounds.last,
+                started: None,
+                events: 0,
+            });
+        self.expected_consumer_seq = 1;
+        self.missed_heartbeats = 0;
+        // This consumer was made after any reconnect already signalled.
+        self.signals.clear_reconnected();
+        self.phase = Phase::Streaming(consumer);
+    }
+
+    fn report_lost(&self, first: u64, last: u64) {
+        emit_for!(self.state.emitter, self.names, EventsLost { first, last });
+    }
+
+    /// Starts recreating the consumer; `cause` is only built when the event is wanted.
+    fn resubscribe(&mut self, cause: impl FnOnce() -> ResubscribeCause) {
+        self.attempt += 1;
+        let delay = self.state.config.backoff.delay(self.attempt);
+        let attempt = self.attempt;
+        emit_for!(
+            self.state.emitter,
+            self.names,
+            Resubscribing {
+                attempt,
+                delay,
+                cause: cause(),
+            }
+        );
+        let state = self.state.clone();
+        let spec = self.spec.clone();
+        let (cursor, high_water) = (self.cursor, self.high_water);
+        self.phase = Phase::Resubscribing(Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            open_consumer(state, spec, move |_| cursor, high_water).await
+        }));
+    }
+
+    /// Checks a message from the backend; returns it when the application should see it.
+    fn accept(&mut self, raw: RawMessage) -> Option<Message> {
+        if raw.consumer_seq != self.expected_consumer_seq {
+            let (expected, received) = (self.expected_consumer_seq, raw.consumer_seq);
+            self.resubscribe(|| ResubscribeCause::SequenceGap { expected, received });
+            return None;
+        }
+        self.expected_consumer_seq += 1;
+        self.missed_heartbeats = 0;
+        self.attempt = 0;
+        if let Some(c) = self.cursor {
+            if raw.seq <= c {
+                return None; // already yielded: never twice
+            }
+            if self.covers_stream && raw.seq > c + 1 {
+                self.report_lost(c + 1, raw.seq - 1);
+            }
+        }
+        self.cursor = Some(raw.seq);
+        self.high_water = self.high_water.max(raw.seq);
+        let replayed = self.track_replay(raw.seq, raw.pending);
+
+        let seq = raw.seq;
+        emit_for!(self.state.emitter, self.names, Delivered { seq });
+        Some(Message {
+            seq,
+            subject: raw.subject,
+            payload: raw.payload,
+            published_at: raw.published_at,
+            replayed,
+            key_offset: self.key_offset,
+            acks: self.acks.clone(),
+        })
+    }
+
+    /// Reports the replay's start with its first message and its end with its last; returns
+    /// whether `seq` is part of the replay.
+    fn track_replay(&mut self, seq: u64, pending: u64) -> bool {
+        let Some(mut replay) = self.replay else {
+            return false;
+        };
+        let replayed = seq <= replay.to;
+        if replayed {
+            replay.events += 1;
+            if replay.started.is_none() {
+                replay.started = Some(Instant::now());
+                let (from, to) = (*replay.from.get_or_insert(seq), replay.to);
+                emit_for!(self.state.emitter, self.names, ReplayStarted { from, to });
+            }
+        }
+        // Done at `to`, when nothing matching is left, or when a message beyond it arrives.
+        let done = !replayed || seq >= replay.to || pending == 0;
+        self.replay = (!done).then_some(replay);
+        if let (true, Some(started)) = (done, replay.started) {
+            emit_for!(
+                self.state.emitter,
+                self.names,
+                ReplayCompleted {
+                    events: replay.events,
+                    elapsed: started.elapsed(),
+                }
+            );
+        }
+        replayed
+    }
+
+    fn on_fault(&mut self, fault: Fault) {
+        match fault {
+            Fault::HeartbeatMissed => {
+                self.missed_heartbeats += 1;
+                let missed = self.missed_heartbeats;
+                emit_for!(self.state.emitter, self.names, HeartbeatMissed { missed });
+                if missed >= 2 {
+                    self.resubscribe(|| ResubscribeCause::HeartbeatsMissed { missed });
+                }
+            }
+            Fault::ConsumerDeleted => {
+                emit_for!(self.state.emitter, self.names, ConsumerDeleted {});
+                self.resubscribe(|| ResubscribeCause::ConsumerDeleted);
+            }
+            Fault::Disconnected => self.resubscribe(|| ResubscribeCause::Disconnected),
+            Fault::Other(error) => self.resubscribe(|| ResubscribeCause::Fault {
+                error: error.to_string().into(),
+            }),
+        }
+    }
+
+    /// The next message, or `Err` when the subscription must end: shutdown (an error of kind
+    /// `Shutdown`), closed (`None`) or an unrecoverable error.
+    pub(super) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::result::Result<Message, Option<Error>>> {
+        self.signals.register(cx.waker());
+        loop {
+            if self.signals.is_closed() && !self.is_done() {
+                return Poll::Ready(Err(self.signals.is_shutdown().then(Error::shutdown)));
+            }
+            if matches!(self.phase, Phase::Streaming(_)) && self.signals.take_reconnected() {
+                self.resubscribe(|| ResubscribeCause::Disconnected);
+            }
+            match &mut self.phase {
+                Phase::Streaming(consumer) => match consumer.poll_next(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(ConsumerItem::Message(raw)) => {
+                        if let Some(message) = self.accept(raw) {
+                            return Poll::Ready(Ok(message));
+                        }
+                    }
+                    Poll::Ready(ConsumerItem::Fault(fault)) => self.on_fault(fault),
+                },
+                Phase::Resubscribing(future) => match future.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(resumed)) => {
+                        let resume_from = self.cursor.map_or(0, |c| c + 1);
+                        emit_for!(
+                            self.state.emitter,
+                            self.names,
+                            ConsumerRecreated { resume_from }
+                        );
+                        self.on_resumed(resumed);
+                    }
+                    Poll::Ready(Err(error)) if error.is_transient() => {
+                        self.resubscribe(|| ResubscribeCause::RetryFailed {
+                            error: error.to_string().into(),
+                        });
+                    }
+                    Poll::Ready(Err(error)) => return Poll::Ready(Err(Some(error))),
+                },
+                Phase::Done => return Poll::Ready(Err(None)),
+            }
+        }
+    }
+}
+
+/// Where a new subscription starts, given its start position, checkpoint and the stream.
+pub(super) fn initial_cursor(
+    start: StartPosition,
+    checkpoint: Option<u64>,
+    bounds: StreamBounds,
+) -> Option<u64> {
+    match start {
+        StartPosition::New => Some(bounds.last),
+        StartPosition::All => Some(bounds.first.saturating_sub(1)),
+        StartPosition::Sequence(seq) => Some(seq.saturating_sub(1)),
+        StartPosition::Time(_) => None,
+        StartPosition::LastProcessed => {
+            Some(checkpoint.unwrap_or_else(|| bounds.first.saturating_sub(1)))
+        }
+    }
+}
+
+/// The stream sequences retention removed after `cursor`: `cursor + 1 ..= first - 1`.
+fn lost_range(cursor: u64, bounds: StreamBounds) -> Option<(u64, u64)> {
+    (bounds.first > cursor + 1 && cursor < bounds.last).then(|| (cursor + 1, bounds.first - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn b(first: u64, last: u64) -> StreamBounds {
+        StreamBounds { first, last }
+    }
+
+    #[test]
+    fn lost_range_is_exact() {
+        assert_eq!(lost_range(3, b(4, 10)), None);
+        assert_eq!(lost_range(3, b(7, 10)), Some((4, 6)));
+        // Everything after the cursor expired: the stream is empty.
+        assert_eq!(lost_range(3, b(11, 10)), Some((4, 10)));
+        // Nothing was published after the cursor.
+        assert_eq!(lost_range(10, b(11, 10)), None);
+    }
+
+    #[test]
+    fn initial_cursor_follows_the_start_position() {
+        let bounds = b(5, 9);
+        assert_eq!(initial_cursor(StartPosition::New, Some(7), bounds), Some(9));
+        assert_eq!(initial_cursor(StartPosition::All, Some(7), bounds), Some(4));
+        assert_eq!(
+            initial_cursor(StartPosition::Sequence(6), None, bounds),
+            Some(5)
+        );
+        assert_eq!(
+            initial_cursor(StartPosition::LastProcessed, Some(7), bounds),
+            Some(7)
+        );
+        assert_eq!(
+            initial_cursor(StartPosition::LastProcessed, None, bounds),
+            Some(4)
+        );
+        assert_eq!(
+            initial_cursor(StartPosition::Time(SystemTime::UNIX_EPOCH), None, bounds),
+            None
+        );
+    }
+}
