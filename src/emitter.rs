@@ -112,27 +112,22 @@ mod tests {
     use crate::reporter::{from_fn, NullReporter};
 
     fn lost() -> CoordinatorEvent {
-        CoordinatorEvent::EventsLost {
-            stream: "S".into(),
-            consumer: "c".into(),
-            first: 1,
-            last: 2,
-        }
+        CoordinatorEvent::SlowConsumer { sid: 1 }
     }
 
     #[test]
     fn emitter_never_builds_unwanted_events_and_counts_panics() {
         let built = AtomicU64::new(0);
         let emitter = Emitter::new(NullReporter);
-        emitter.emit(EventKind::EventsLost, || {
+        emitter.emit(EventKind::SlowConsumer, || {
             built.fetch_add(1, Ordering::Relaxed);
             lost()
         });
         assert_eq!(built.load(Ordering::Relaxed), 0);
 
         let panicky = Emitter::new(from_fn(|_| panic!("reporter bug")));
-        panicky.emit(EventKind::EventsLost, lost);
-        panicky.emit(EventKind::EventsLost, lost);
+        panicky.emit(EventKind::SlowConsumer, lost);
+        panicky.emit(EventKind::SlowConsumer, lost);
         assert_eq!(panicky.panics(), 2);
     }
 }

@@ -54,6 +54,7 @@ mod event;
 mod position;
 mod redact;
 pub mod reporter;
+mod setters;
 mod state;
 mod subject;
 mod subscription;
@@ -80,3 +81,8 @@ pub use subscription::builder::Subscribe;
 pub use subscription::json::{DecodePolicy, Decoded, JsonSubscription};
 pub use subscription::message::Message;
 pub use subscription::Subscription;
+
+/// The README's Rust examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -18,7 +18,7 @@ pub(crate) mod nats;
 pub(crate) mod seam;
 
 pub(crate) use self::seam::{
-    ConnectionChange, ConnectionListener, ConsumerItem, ConsumerSpec, DeliverFrom, Fault,
+    ConnectionChange, ConnectionListener, ConsumerItem, ConsumerSpec, DeliverFrom, Fault, Outgoing,
     PublishAck, RawMessage, StreamBounds, StreamReadyInfo, StreamSpec,
 };
 
@@ -45,15 +45,10 @@ impl Backend {
         }
     }
 
-    pub(crate) async fn publish(
-        &self,
-        subject: &Arc<str>,
-        payload: Bytes,
-        msg_id: Option<&str>,
-    ) -> Result<PublishAck> {
+    pub(crate) async fn publish(&self, message: Outgoing<'_>) -> Result<PublishAck> {
         match self {
-            Backend::Memory(b) => b.publish(subject, payload, msg_id),
-            Backend::Nats(b) => b.publish(subject, payload, msg_id).await,
+            Backend::Memory(b) => b.publish(message),
+            Backend::Nats(b) => b.publish(message).await,
         }
     }
 
@@ -66,7 +61,13 @@ impl Backend {
         match self {
             Backend::Memory(b) => items
                 .iter()
-                .map(|(subject, payload)| b.publish(subject, payload.clone(), None))
+                .map(|(subject, payload)| {
+                    b.publish(Outgoing {
+                        subject,
+                        payload,
+                        msg_id: None,
+                    })
+                })
                 .collect(),
             Backend::Nats(b) => b.publish_batch(items).await,
         }

@@ -76,6 +76,14 @@ pub(crate) struct ConsumerSpec {
     pub(crate) heartbeat: Duration,
 }
 
+/// One message to publish: its full subject, payload and, for idempotent publish, its id.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outgoing<'a> {
+    pub(crate) subject: &'a Arc<str>,
+    pub(crate) payload: &'a Bytes,
+    pub(crate) msg_id: Option<&'a str>,
+}
+
 /// A stored message as a consumer delivers it.
 #[derive(Clone, Debug)]
 pub(crate) struct RawMessage {

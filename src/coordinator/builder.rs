@@ -16,6 +16,7 @@ use crate::coordinator::Coordinator;
 use crate::emitter::{emit, Emitter};
 use crate::error::{Error, ErrorKind, Result};
 use crate::reporter::{NullReporter, Reporter};
+use crate::setters::setters;
 use crate::state::{Config, CoordinatorState, Subscriptions};
 
 /// The longest `max_age` Herald accepts: ten years. Longer is almost certainly a unit mistake.
@@ -117,88 +118,39 @@ impl<R: Reporter> Builder<R> {
         self
     }
 
-    /// The stream's name (default `HERALD`): `[A-Za-z0-9_-]`.
-    pub fn stream(mut self, name: impl Into<String>) -> Self {
-        self.stream = name.into();
-        self
+    setters! {
+        /// The stream's name (default `HERALD`): `[A-Za-z0-9_-]`.
+        fn stream(name: impl Into<String>) => stream = name.into();
+        /// The subject prefix the stream captures (`<prefix>.>`); default: the stream name.
+        fn subject_prefix(prefix: impl Into<String>) => subject_prefix = Some(prefix.into());
+        /// Retention: messages older than this are removed (default one hour; at most
+        /// [`MAX_AGE_LIMIT`]).
+        fn max_age(max_age: Duration) => max_age = max_age;
+        /// Retention: keep at most this many messages.
+        fn max_msgs(max: u64) => max_msgs = Some(max);
+        /// Retention: keep at most this many bytes.
+        fn max_bytes(max: u64) => max_bytes = Some(max);
+        /// The largest payload `publish` accepts (default 1 MiB, NATS's default).
+        fn max_payload(bytes: usize) => max_payload = bytes;
+        /// How long message ids are remembered for idempotent publish (default two minutes).
+        fn duplicate_window(window: Duration) => duplicate_window = window;
+        /// File (default) or memory storage on the NATS server.
+        fn storage(storage: Storage) => storage = storage;
+        /// Stream replicas in a JetStream cluster (1 to 5, default 1).
+        fn replicas(replicas: usize) => replicas = replicas;
+        /// This node's id, the first part of its consumer names (default: random per coordinator).
+        /// Set a stable id so a restarted process replaces its own consumers.
+        fn node_id(id: impl Into<String>) => node_id = Some(id.into());
+        /// Idle heartbeat interval for subscriptions (default 5 s); missed heartbeats are noticed
+        /// within two intervals.
+        fn heartbeat(interval: Duration) => heartbeat = interval;
+        /// Backoff for resubscribes and publish retries (default 50 ms doubling to 5 s, jittered).
+        fn backoff(backoff: Backoff) => backoff = backoff;
+        /// How long `publish` retries transient failures before giving up (default 30 s).
+        fn publish_deadline(deadline: Duration) => publish_deadline = deadline;
     }
 
-    /// The subject prefix the stream captures (`<prefix>.>`); default: the stream name.
-    pub fn subject_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.subject_prefix = Some(prefix.into());
-        self
-    }
-
-    /// Retention: messages older than this are removed (default one hour; at most
-    /// [`MAX_AGE_LIMIT`]).
-    pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
-        self
-    }
-
-    /// Retention: keep at most this many messages.
-    pub fn max_msgs(mut self, max: u64) -> Self {
-        self.max_msgs = Some(max);
-        self
-    }
-
-    /// Retention: keep at most this many bytes.
-    pub fn max_bytes(mut self, max: u64) -> Self {
-        self.max_bytes = Some(max);
-        self
-    }
-
-    /// The largest payload `publish` accepts (default 1 MiB, NATS's default).
-    pub fn max_payload(mut self, bytes: usize) -> Self {
-        self.max_payload = bytes;
-        self
-    }
-
-    /// How long message ids are remembered for idempotent publish (default two minutes).
-    pub fn duplicate_window(mut self, window: Duration) -> Self {
-        self.duplicate_window = window;
-        self
-    }
-
-    /// File (default) or memory storage on the NATS server.
-    pub fn storage(mut self, storage: Storage) -> Self {
-        self.storage = storage;
-        self
-    }
-
-    /// Stream replicas in a JetStream cluster (1 to 5, default 1).
-    pub fn replicas(mut self, replicas: usize) -> Self {
-        self.replicas = replicas;
-        self
-    }
-
-    /// This node's id, the first part of its consumer names (default: random per coordinator).
-    /// Set a stable id so a restarted process replaces its own consumers.
-    pub fn node_id(mut self, id: impl Into<String>) -> Self {
-        self.node_id = Some(id.into());
-        self
-    }
-
-    /// Idle heartbeat interval for subscriptions (default 5 s); missed heartbeats are noticed
-    /// within two intervals.
-    pub fn heartbeat(mut self, interval: Duration) -> Self {
-        self.heartbeat = interval;
-        self
-    }
-
-    /// Backoff for resubscribes and publish retries (default 50 ms doubling to 5 s, jittered).
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// How long `publish` retries transient failures before giving up (default 30 s).
-    pub fn publish_deadline(mut self, deadline: Duration) -> Self {
-        self.publish_deadline = deadline;
-        self
-    }
-
-    /// Sets the reporter that receives every [`CoordinatorEvent`]; the default is
+    /// Sets the reporter that receives every [`CoordinatorEvent`](crate::CoordinatorEvent); the default is
     /// [`NullReporter`].
     pub fn reporter<R2: Reporter>(self, reporter: R2) -> Builder<R2> {
         Builder {

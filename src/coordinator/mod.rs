@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::backend::memory::MemoryServer;
-use crate::backend::{Backend, PublishAck};
+use crate::backend::{Backend, Outgoing, PublishAck};
 use crate::emitter::emit;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reporter::{NullReporter, Reporter};
@@ -193,7 +193,11 @@ impl<R: Reporter> Coordinator<R> {
             attempt += 1;
             match state
                 .backend
-                .publish(&subject, payload.clone(), msg_id)
+                .publish(Outgoing {
+                    subject: &subject,
+                    payload: &payload,
+                    msg_id,
+                })
                 .await
             {
                 Ok(ack) => {

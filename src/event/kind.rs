@@ -75,7 +75,7 @@ pub enum Severity {
 
 macro_rules! event_kinds {
     ($($(#[$doc:meta])* $kind:ident = $name:literal,)*) => {
-        /// The kind of a [`CoordinatorEvent`], without its fields: cheap to copy, compare and hash.
+        /// The kind of a [`CoordinatorEvent`](crate::CoordinatorEvent), without its fields: cheap to copy, compare and hash.
         ///
         /// Reporters receive it in [`Reporter::interest`](crate::Reporter::interest) before an
         /// event is built, so they can decline kinds they do not want at no cost.
@@ -104,55 +104,55 @@ macro_rules! event_kinds {
 }
 
 event_kinds! {
-    /// See [`CoordinatorEvent::Connected`].
+    /// See [`CoordinatorEvent::Connected`](crate::CoordinatorEvent::Connected).
     Connected = "connected",
-    /// See [`CoordinatorEvent::Disconnected`].
+    /// See [`CoordinatorEvent::Disconnected`](crate::CoordinatorEvent::Disconnected).
     Disconnected = "disconnected",
-    /// See [`CoordinatorEvent::Reconnecting`].
+    /// See [`CoordinatorEvent::Reconnecting`](crate::CoordinatorEvent::Reconnecting).
     Reconnecting = "reconnecting",
-    /// See [`CoordinatorEvent::Reconnected`].
+    /// See [`CoordinatorEvent::Reconnected`](crate::CoordinatorEvent::Reconnected).
     Reconnected = "reconnected",
-    /// See [`CoordinatorEvent::LameDuck`].
+    /// See [`CoordinatorEvent::LameDuck`](crate::CoordinatorEvent::LameDuck).
     LameDuck = "lame_duck",
-    /// See [`CoordinatorEvent::SlowConsumer`].
+    /// See [`CoordinatorEvent::SlowConsumer`](crate::CoordinatorEvent::SlowConsumer).
     SlowConsumer = "slow_consumer",
-    /// See [`CoordinatorEvent::ServerError`].
+    /// See [`CoordinatorEvent::ServerError`](crate::CoordinatorEvent::ServerError).
     ServerError = "server_error",
-    /// See [`CoordinatorEvent::StreamReady`].
+    /// See [`CoordinatorEvent::StreamReady`](crate::CoordinatorEvent::StreamReady).
     StreamReady = "stream_ready",
-    /// See [`CoordinatorEvent::Subscribed`].
+    /// See [`CoordinatorEvent::Subscribed`](crate::CoordinatorEvent::Subscribed).
     Subscribed = "subscribed",
-    /// See [`CoordinatorEvent::HeartbeatMissed`].
+    /// See [`CoordinatorEvent::HeartbeatMissed`](crate::CoordinatorEvent::HeartbeatMissed).
     HeartbeatMissed = "heartbeat_missed",
-    /// See [`CoordinatorEvent::ConsumerDeleted`].
+    /// See [`CoordinatorEvent::ConsumerDeleted`](crate::CoordinatorEvent::ConsumerDeleted).
     ConsumerDeleted = "consumer_deleted",
-    /// See [`CoordinatorEvent::Resubscribing`].
+    /// See [`CoordinatorEvent::Resubscribing`](crate::CoordinatorEvent::Resubscribing).
     Resubscribing = "resubscribing",
-    /// See [`CoordinatorEvent::ConsumerRecreated`].
+    /// See [`CoordinatorEvent::ConsumerRecreated`](crate::CoordinatorEvent::ConsumerRecreated).
     ConsumerRecreated = "consumer_recreated",
-    /// See [`CoordinatorEvent::ReplayStarted`].
+    /// See [`CoordinatorEvent::ReplayStarted`](crate::CoordinatorEvent::ReplayStarted).
     ReplayStarted = "replay_started",
-    /// See [`CoordinatorEvent::ReplayCompleted`].
+    /// See [`CoordinatorEvent::ReplayCompleted`](crate::CoordinatorEvent::ReplayCompleted).
     ReplayCompleted = "replay_completed",
-    /// See [`CoordinatorEvent::EventsLost`].
+    /// See [`CoordinatorEvent::EventsLost`](crate::CoordinatorEvent::EventsLost).
     EventsLost = "events_lost",
-    /// See [`CoordinatorEvent::StreamReset`].
+    /// See [`CoordinatorEvent::StreamReset`](crate::CoordinatorEvent::StreamReset).
     StreamReset = "stream_reset",
-    /// See [`CoordinatorEvent::CheckpointSaved`].
+    /// See [`CoordinatorEvent::CheckpointSaved`](crate::CoordinatorEvent::CheckpointSaved).
     CheckpointSaved = "checkpoint_saved",
-    /// See [`CoordinatorEvent::CheckpointFailed`].
+    /// See [`CoordinatorEvent::CheckpointFailed`](crate::CoordinatorEvent::CheckpointFailed).
     CheckpointFailed = "checkpoint_failed",
-    /// See [`CoordinatorEvent::Unsubscribed`].
+    /// See [`CoordinatorEvent::Unsubscribed`](crate::CoordinatorEvent::Unsubscribed).
     Unsubscribed = "unsubscribed",
-    /// See [`CoordinatorEvent::Published`].
+    /// See [`CoordinatorEvent::Published`](crate::CoordinatorEvent::Published).
     Published = "published",
-    /// See [`CoordinatorEvent::PublishFailed`].
+    /// See [`CoordinatorEvent::PublishFailed`](crate::CoordinatorEvent::PublishFailed).
     PublishFailed = "publish_failed",
-    /// See [`CoordinatorEvent::Delivered`].
+    /// See [`CoordinatorEvent::Delivered`](crate::CoordinatorEvent::Delivered).
     Delivered = "delivered",
-    /// See [`CoordinatorEvent::DecodeFailed`].
+    /// See [`CoordinatorEvent::DecodeFailed`](crate::CoordinatorEvent::DecodeFailed).
     DecodeFailed = "decode_failed",
-    /// See [`CoordinatorEvent::Shutdown`].
+    /// See [`CoordinatorEvent::Shutdown`](crate::CoordinatorEvent::Shutdown).
     Shutdown = "shutdown",
 }
 

@@ -327,32 +327,68 @@ impl CoordinatorEvent {
 
     /// The stream the event is about; `None` for connection events.
     pub fn stream(&self) -> Option<&Arc<str>> {
+        self.names().0
+    }
+
+    /// The consumer the event is about, for subscription events.
+    pub fn consumer(&self) -> Option<&Arc<str>> {
+        self.names().1
+    }
+
+    /// The stream and the consumer an event names, each where it has one.
+    fn names(&self) -> (Option<&Arc<str>>, Option<&Arc<str>>) {
         match self {
+            Self::Subscribed {
+                stream, consumer, ..
+            }
+            | Self::HeartbeatMissed {
+                stream, consumer, ..
+            }
+            | Self::ConsumerDeleted { stream, consumer }
+            | Self::Resubscribing {
+                stream, consumer, ..
+            }
+            | Self::ConsumerRecreated {
+                stream, consumer, ..
+            }
+            | Self::ReplayStarted {
+                stream, consumer, ..
+            }
+            | Self::ReplayCompleted {
+                stream, consumer, ..
+            }
+            | Self::EventsLost {
+                stream, consumer, ..
+            }
+            | Self::StreamReset {
+                stream, consumer, ..
+            }
+            | Self::CheckpointSaved {
+                stream, consumer, ..
+            }
+            | Self::CheckpointFailed {
+                stream, consumer, ..
+            }
+            | Self::Unsubscribed {
+                stream, consumer, ..
+            }
+            | Self::Delivered {
+                stream, consumer, ..
+            }
+            | Self::DecodeFailed {
+                stream, consumer, ..
+            } => (Some(stream), Some(consumer)),
             Self::StreamReady { stream, .. }
-            | Self::Subscribed { stream, .. }
-            | Self::HeartbeatMissed { stream, .. }
-            | Self::ConsumerDeleted { stream, .. }
-            | Self::Resubscribing { stream, .. }
-            | Self::ConsumerRecreated { stream, .. }
-            | Self::ReplayStarted { stream, .. }
-            | Self::ReplayCompleted { stream, .. }
-            | Self::EventsLost { stream, .. }
-            | Self::StreamReset { stream, .. }
-            | Self::CheckpointSaved { stream, .. }
-            | Self::CheckpointFailed { stream, .. }
-            | Self::Unsubscribed { stream, .. }
             | Self::Published { stream, .. }
             | Self::PublishFailed { stream, .. }
-            | Self::Delivered { stream, .. }
-            | Self::DecodeFailed { stream, .. }
-            | Self::Shutdown { stream, .. } => Some(stream),
+            | Self::Shutdown { stream, .. } => (Some(stream), None),
             Self::Connected { .. }
             | Self::Disconnected { .. }
             | Self::Reconnecting { .. }
             | Self::Reconnected { .. }
             | Self::LameDuck { .. }
             | Self::SlowConsumer { .. }
-            | Self::ServerError { .. } => None,
+            | Self::ServerError { .. } => (None, None),
         }
     }
 
@@ -374,27 +410,6 @@ impl CoordinatorEvent {
             Self::EventsLost { first, last, .. } => {
                 Some(last.saturating_sub(*first).saturating_add(1))
             }
-            _ => None,
-        }
-    }
-
-    /// The consumer the event is about, for subscription events.
-    pub fn consumer(&self) -> Option<&Arc<str>> {
-        match self {
-            Self::Subscribed { consumer, .. }
-            | Self::HeartbeatMissed { consumer, .. }
-            | Self::ConsumerDeleted { consumer, .. }
-            | Self::Resubscribing { consumer, .. }
-            | Self::ConsumerRecreated { consumer, .. }
-            | Self::ReplayStarted { consumer, .. }
-            | Self::ReplayCompleted { consumer, .. }
-            | Self::EventsLost { consumer, .. }
-            | Self::StreamReset { consumer, .. }
-            | Self::CheckpointSaved { consumer, .. }
-            | Self::CheckpointFailed { consumer, .. }
-            | Self::Unsubscribed { consumer, .. }
-            | Self::Delivered { consumer, .. }
-            | Self::DecodeFailed { consumer, .. } => Some(consumer),
             _ => None,
         }
     }

@@ -10,24 +10,24 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::{Instant, Sleep};
 
-use crate::backend::seam::{ConsumerItem, Fault, RawMessage};
+use crate::backend::seam::{ConsumerItem, ConsumerSpec, Fault, RawMessage};
 
 use crate::backend::memory::server::MemoryServer;
 use crate::backend::memory::stream::MemoryStream;
 
 pub(crate) struct MemoryConsumer {
-    pub(super) server: MemoryServer,
-    pub(super) stream: Arc<MemoryStream>,
-    pub(super) name: Arc<str>,
-    pub(super) filter: Arc<str>,
-    pub(super) id: u64,
-    pub(super) next_seq: u64,
-    pub(super) consumer_seq: u64,
-    pub(super) heartbeat: Duration,
+    server: MemoryServer,
+    stream: Arc<MemoryStream>,
+    name: Arc<str>,
+    filter: Arc<str>,
+    id: u64,
+    next_seq: u64,
+    consumer_seq: u64,
+    heartbeat: Duration,
     /// Armed while the server is frozen: fires every two heartbeats with `HeartbeatMissed`.
-    pub(super) missed_timer: Option<Pin<Box<Sleep>>>,
-    pub(super) disconnected_reported: bool,
-    pub(super) deleted_reported: bool,
+    missed_timer: Option<Pin<Box<Sleep>>>,
+    disconnected_reported: bool,
+    deleted_reported: bool,
 }
 
 impl fmt::Debug for MemoryConsumer {
@@ -41,6 +41,29 @@ impl fmt::Debug for MemoryConsumer {
 }
 
 impl MemoryConsumer {
+    /// A consumer of `stream` that delivers matching messages from `next_seq` on.
+    pub(super) fn new(
+        server: MemoryServer,
+        stream: Arc<MemoryStream>,
+        spec: &ConsumerSpec,
+        id: u64,
+        next_seq: u64,
+    ) -> Self {
+        Self {
+            server,
+            stream,
+            name: spec.name.clone(),
+            filter: spec.filter.clone(),
+            id,
+            next_seq,
+            consumer_seq: 0,
+            heartbeat: spec.heartbeat,
+            missed_timer: None,
+            disconnected_reported: false,
+            deleted_reported: false,
+        }
+    }
+
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<ConsumerItem> {
         // A subscriber draining a backlog must still let its runtime's other tasks run.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));

@@ -14,11 +14,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::Bytes;
-
 use crate::backend::seam::{
-    ConnectionListener, ConsumerSpec, DeliverFrom, PublishAck, StreamBounds, StreamReadyInfo,
-    StreamSpec,
+    ConnectionListener, ConsumerSpec, DeliverFrom, Outgoing, PublishAck, StreamBounds,
+    StreamReadyInfo, StreamSpec,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -103,12 +101,12 @@ impl MemoryBackend {
         })
     }
 
-    pub(crate) fn publish(
-        &self,
-        subject: &Arc<str>,
-        payload: Bytes,
-        msg_id: Option<&str>,
-    ) -> Result<PublishAck> {
+    pub(crate) fn publish(&self, message: Outgoing<'_>) -> Result<PublishAck> {
+        let Outgoing {
+            subject,
+            payload,
+            msg_id,
+        } = message;
         self.check_connected()?;
         let stream = self.stream()?;
         let mut state = stream.state.lock();
@@ -127,11 +125,11 @@ impl MemoryBackend {
         if state.messages.is_empty() {
             state.first_seq = seq;
         }
-        state.bytes += stored_size(subject, &payload);
+        state.bytes += stored_size(subject, payload);
         state.messages.push_back(StoredMessage {
             seq,
             subject: subject.clone(),
-            payload,
+            payload: payload.clone(),
             published_at: now,
         });
         if let Some(id) = msg_id {
@@ -181,19 +179,13 @@ impl MemoryBackend {
             + 1;
         state.consumers.insert(spec.name.clone(), id);
         drop(state);
-        Ok(MemoryConsumer {
-            server: self.server.clone(),
+        Ok(MemoryConsumer::new(
+            self.server.clone(),
             stream,
-            name: spec.name.clone(),
-            filter: spec.filter.clone(),
+            spec,
             id,
             next_seq,
-            consumer_seq: 0,
-            heartbeat: spec.heartbeat,
-            missed_timer: None,
-            disconnected_reported: false,
-            deleted_reported: false,
-        })
+        ))
     }
 
     pub(crate) fn delete_consumer(&self, name: &str) {

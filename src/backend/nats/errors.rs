@@ -62,40 +62,34 @@ impl JetStreamCode for jetstream::context::RequestError {
     }
 }
 
-impl JetStreamCode for jetstream::context::GetStreamError {
-    fn code(&self) -> Option<jetstream::ErrorCode> {
-        match self.kind() {
-            jetstream::context::GetStreamErrorKind::JetStream(e) => Some(e.error_code()),
-            _ => None,
+/// Implements [`JetStreamCode`] for an error whose kind has a `JetStream` variant; `timed_out`
+/// says how that error tells a timeout.
+macro_rules! jetstream_code {
+    ($($error:ty => $kinds:ident, |$e:ident| $timed_out:expr;)+) => {$(
+        impl JetStreamCode for $error {
+            fn code(&self) -> Option<jetstream::ErrorCode> {
+                match self.kind() {
+                    $kinds::JetStream(e) => Some(e.error_code()),
+                    _ => None,
+                }
+            }
+            fn timed_out(&self) -> bool {
+                let $e = self;
+                $timed_out
+            }
         }
-    }
-    fn timed_out(&self) -> bool {
-        request_timed_out(self)
-    }
+    )+};
 }
 
-impl JetStreamCode for jetstream::context::CreateStreamError {
-    fn code(&self) -> Option<jetstream::ErrorCode> {
-        match self.kind() {
-            jetstream::context::CreateStreamErrorKind::JetStream(e) => Some(e.error_code()),
-            _ => None,
-        }
-    }
-    fn timed_out(&self) -> bool {
-        self.kind() == jetstream::context::CreateStreamErrorKind::TimedOut
-    }
-}
+use jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
+use jetstream::stream::ConsumerErrorKind;
 
-impl JetStreamCode for jetstream::stream::ConsumerError {
-    fn code(&self) -> Option<jetstream::ErrorCode> {
-        match self.kind() {
-            jetstream::stream::ConsumerErrorKind::JetStream(e) => Some(e.error_code()),
-            _ => None,
-        }
-    }
-    fn timed_out(&self) -> bool {
-        self.kind() == jetstream::stream::ConsumerErrorKind::TimedOut
-    }
+jetstream_code! {
+    jetstream::context::GetStreamError => GetStreamErrorKind, |e| request_timed_out(e);
+    jetstream::context::CreateStreamError => CreateStreamErrorKind,
+        |e| e.kind() == CreateStreamErrorKind::TimedOut;
+    jetstream::stream::ConsumerError => ConsumerErrorKind,
+        |e| e.kind() == ConsumerErrorKind::TimedOut;
 }
 
 /// A failed JetStream API request as a Herald error: missing streams and consumers by their

@@ -18,7 +18,7 @@ use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
 use crate::backend::seam::{
-    ConnectionListener, ConsumerSpec, DeliverFrom, PublishAck, Storage, StreamBounds,
+    ConnectionListener, ConsumerSpec, DeliverFrom, Outgoing, PublishAck, Storage, StreamBounds,
     StreamReadyInfo, StreamSpec,
 };
 use crate::error::{Error, ErrorKind, Result};
@@ -174,14 +174,10 @@ impl NatsBackend {
         })
     }
 
-    pub(crate) async fn publish(
-        &self,
-        subject: &Arc<str>,
-        payload: Bytes,
-        msg_id: Option<&str>,
-    ) -> Result<PublishAck> {
-        let subject = async_nats::Subject::from(&**subject);
-        let sent = match msg_id {
+    pub(crate) async fn publish(&self, message: Outgoing<'_>) -> Result<PublishAck> {
+        let subject = async_nats::Subject::from(&**message.subject);
+        let payload = message.payload.clone();
+        let sent = match message.msg_id {
             None => self.js.publish(subject, payload).await,
             Some(id) => {
                 self.js

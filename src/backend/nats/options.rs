@@ -10,6 +10,7 @@ use crate::backend::seam::{ConnectionChange, ConnectionListener};
 use crate::backoff::Backoff;
 use crate::error::{Error, ErrorKind, Result};
 use crate::redact::{redact_text, redact_url};
+use crate::setters::setters;
 
 /// How to authenticate to the NATS server.
 #[derive(Clone, Default)]
@@ -93,35 +94,18 @@ impl NatsOptions {
         }
     }
 
-    /// The client name shown by the server's monitoring.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// How long one connection attempt may take.
-    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
-        self.connection_timeout = timeout;
-        self
-    }
-
-    /// How often the client pings the server; a server that stops answering is noticed after
-    /// a couple of pings.
-    pub fn ping_interval(mut self, interval: Duration) -> Self {
-        self.ping_interval = interval;
-        self
-    }
-
-    /// How long a JetStream API request or publish acknowledgement may take.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Delays between reconnection attempts (reconnects never stop).
-    pub fn reconnect_backoff(mut self, backoff: Backoff) -> Self {
-        self.reconnect_backoff = backoff;
-        self
+    setters! {
+        /// The client name shown by the server's monitoring.
+        fn name(name: impl Into<String>) => name = Some(name.into());
+        /// How long one connection attempt may take.
+        fn connection_timeout(timeout: Duration) => connection_timeout = timeout;
+        /// How often the client pings the server; a server that stops answering is noticed after
+        /// a couple of pings.
+        fn ping_interval(interval: Duration) => ping_interval = interval;
+        /// How long a JetStream API request or publish acknowledgement may take.
+        fn request_timeout(timeout: Duration) => request_timeout = timeout;
+        /// Delays between reconnection attempts (reconnects never stop).
+        fn reconnect_backoff(backoff: Backoff) => reconnect_backoff = backoff;
     }
 
     /// Authenticates with a user and password.
@@ -134,22 +118,13 @@ impl NatsOptions {
         self
     }
 
-    /// Authenticates with a token.
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.auth = Auth::Token(token.into());
-        self
-    }
-
-    /// Authenticates with an nkey seed (`SU...`).
-    pub fn nkey(mut self, seed: impl Into<String>) -> Self {
-        self.auth = Auth::NkeySeed(seed.into());
-        self
-    }
-
-    /// Authenticates with a credentials file (JWT and nkey seed).
-    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.auth = Auth::CredentialsFile(path.into());
-        self
+    setters! {
+        /// Authenticates with a token.
+        fn token(token: impl Into<String>) => auth = Auth::Token(token.into());
+        /// Authenticates with an nkey seed (`SU...`).
+        fn nkey(seed: impl Into<String>) => auth = Auth::NkeySeed(seed.into());
+        /// Authenticates with a credentials file (JWT and nkey seed).
+        fn credentials_file(path: impl Into<PathBuf>) => auth = Auth::CredentialsFile(path.into());
     }
 
     /// Trusts the CA certificate(s) in this PEM file.
