@@ -152,3 +152,18 @@ impl Shared {
         debug
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_drop_counter() {
+        let shared = Shared::new();
+        for (i, kind) in EventKind::ALL.iter().enumerate() {
+            shared.record_drop(*kind, 0, false);
+            assert_eq!(shared.dropped_of(*kind), 1, "{kind}");
+            assert_eq!(shared.dropped(), i as u64 + 1);
+        }
+    }
+}

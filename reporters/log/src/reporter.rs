@@ -244,6 +244,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_kind_is_filtered_on_its_own() {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::TRACE)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for kind in EventKind::ALL {
+                let only = LogReporter::new().only([*kind]);
+                let excluded = LogReporter::new().exclude(*kind);
+                for other in EventKind::ALL {
+                    assert_eq!(only.interest(*other), other == kind, "only {kind}: {other}");
+                    assert_eq!(
+                        excluded.interest(*other),
+                        other != kind,
+                        "without {kind}: {other}"
+                    );
+                }
+            }
+        });
+    }
+
+    #[test]
     fn levels_and_severities_map_one_to_one() {
         for s in [
             Severity::Trace,
