@@ -9,11 +9,13 @@
 //! On NATS, freeze the server for a few seconds (`kill -STOP`, then `kill -CONT`) while the
 //! example waits, to see heartbeats missed there too.
 
+mod support;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald::{Coordinator, CoordinatorEvent, EventKind, MemoryCheckpointStore, Reporter};
+use herald::{Coordinator, CoordinatorEvent, EventKind, Reporter};
 
 // ---- The user's reporter: this is all it takes. ----
 
@@ -48,65 +50,36 @@ impl Reporter for Pager {
 
 // ---- A run that gives it something to report. ----
 
-const STREAM: &str = "CUSTOM_REPORTER";
-
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> support::Result {
     let pager = Arc::new(Pager::default());
-    let nats_url = std::env::var("NATS_URL").ok();
     let builder = Coordinator::builder()
-        .stream(STREAM)
+        .stream("CUSTOM_REPORTER")
         .node_id("billing-1")
         // Short retention and heartbeats, so the example shows loss and missed heartbeats fast.
         .max_age(Duration::from_secs(1))
         .heartbeat(Duration::from_millis(200))
         .reporter(pager.clone()); // keep a handle to read the counts
-    let coordinator = match &nats_url {
-        Some(url) => {
-            println!("on NATS at {}", herald::redact_url(url));
-            builder.nats(url.clone()).connect().await?
-        }
-        None => {
-            println!("on the embedded backend (set NATS_URL to use NATS)");
-            builder.connect().await?
-        }
-    };
+    let coordinator = support::connect(builder).await?;
 
     // A durable subscriber reads two alerts, then goes away.
-    let store = MemoryCheckpointStore::new();
-    let subscribe = || {
-        coordinator
-            .subscribe("alerts.>")
-            .durable("pager-demo")
-            .checkpoint_store(store.clone())
-    };
+    let subscribe = support::durable_alerts(&coordinator, "pager-demo");
     let mut alerts = subscribe().await?;
-    coordinator.publish("alerts.1", "raised").await?;
-    coordinator.publish("alerts.2", "raised").await?;
-    for _ in 0..2 {
-        alerts.next().await.ok_or("subscription ended")??.ack();
-    }
+    support::publish_and_ack(&coordinator, &mut alerts, 1..=2).await?;
 
     // The consumer stops hearing from the server for a while (embedded: injected; NATS: freeze
     // the server yourself to see it). The subscriber waits for its next alert meanwhile.
     if let Some(server) = coordinator.memory_server() {
         println!("-- the server goes quiet for a second --");
-        server.stop_heartbeats(STREAM, Duration::from_millis(900));
+        server.stop_heartbeats(coordinator.stream(), Duration::from_millis(900));
     }
     let quiet = tokio::time::timeout(Duration::from_millis(1500), alerts.next()).await;
     assert!(quiet.is_err(), "nothing was published meanwhile");
     alerts.close().await;
 
-    // While it is away, three alerts are published and expire before it comes back.
     println!("-- three alerts are published and expire while the subscriber is away --");
-    for id in 3..=5 {
-        coordinator
-            .publish(&format!("alerts.{id}"), "raised")
-            .await?;
-    }
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    let alerts = subscribe().await?; // reports EventsLost: the pager pages
-    alerts.close().await;
+    support::expire_while_away(&coordinator, 3..=5).await?;
+    subscribe().await?.close().await; // reports EventsLost: the pager pages
 
     println!(
         "pages sent: {}, heartbeats missed: {}",

@@ -8,9 +8,11 @@
 //!
 //! The reporter uses the meter and logger it is given; it never installs a global provider.
 
+mod support;
+
 use std::time::Duration;
 
-use herald::{Coordinator, MemoryCheckpointStore, Reporter};
+use herald::Coordinator;
 use herald_otel::OtelReporter;
 use opentelemetry::logs::LoggerProvider;
 use opentelemetry::metrics::MeterProvider;
@@ -18,7 +20,7 @@ use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerPr
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> support::Result {
     // Your providers, with your exporters. Metrics are read every 60 s by default; this
     // example exports them once, at the end.
     let meters = SdkMeterProvider::builder()
@@ -42,56 +44,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reporter = OtelReporter::new(&meters.meter_with_scope(herald_otel::scope()))
         .with_logger(logs.logger_with_scope(herald_otel::scope()));
 
-    let nats_url = std::env::var("NATS_URL").ok();
     let builder = Coordinator::builder()
         .stream("OTEL")
         .node_id("example")
         .max_age(Duration::from_secs(1))
         .reporter(reporter.clone());
-    let coordinator = match &nats_url {
-        Some(url) => {
-            println!("herald on NATS at {}", herald::redact_url(url));
-            builder.nats(url.clone()).connect().await?
-        }
-        None => {
-            println!("herald on the embedded backend (set NATS_URL to use NATS)");
-            builder.connect().await?
-        }
-    };
+    let coordinator = support::connect(builder).await?;
 
-    let store = MemoryCheckpointStore::new();
-    let subscribe = || {
-        coordinator
-            .subscribe("alerts.>")
-            .durable("otel-demo")
-            .checkpoint_store(store.clone())
-    };
+    let subscribe = support::durable_alerts(&coordinator, "otel-demo");
     let mut alerts = subscribe().await?;
-    for id in 1..=3 {
-        coordinator
-            .publish(&format!("alerts.{id}"), "raised")
-            .await?;
-    }
-    for _ in 0..3 {
-        next(&mut alerts).await?;
-    }
+    support::publish_and_ack(&coordinator, &mut alerts, 1..=3).await?;
 
     println!(
         "-- fault: an operator deletes consumer {} --",
         alerts.consumer_name()
     );
-    delete_consumer(&coordinator, alerts.consumer_name()).await?;
+    support::delete_consumer(&coordinator, alerts.consumer_name()).await?;
     coordinator.publish("alerts.4", "raised").await?;
-    next(&mut alerts).await?; // recreated, 4 replayed
+    support::next(&mut alerts).await?.ack(); // recreated, 4 replayed
     alerts.close().await;
 
     println!("-- fault: three alerts expire while the subscriber is away --");
-    for id in 5..=7 {
-        coordinator
-            .publish(&format!("alerts.{id}"), "raised")
-            .await?;
-    }
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    support::expire_while_away(&coordinator, 5..=7).await?;
     subscribe().await?.close().await; // events lost
 
     if let Some(server) = coordinator.memory_server() {
@@ -109,32 +83,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     logs.shutdown()?;
     println!("\n== metrics ==");
     meters.shutdown()?;
-    Ok(())
-}
-
-async fn next<R: Reporter>(
-    sub: &mut herald::Subscription<R>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    sub.next().await.ok_or("subscription ended")??.ack();
-    Ok(())
-}
-
-async fn delete_consumer<R: Reporter>(
-    coordinator: &Coordinator<R>,
-    consumer: &str,
-) -> Result<(), Box<dyn std::error::Error>> {
-    match (std::env::var("NATS_URL"), coordinator.memory_server()) {
-        (_, Some(server)) => {
-            server.delete_consumer("OTEL", consumer);
-        }
-        (Ok(url), None) => {
-            let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await?);
-            js.get_stream("OTEL")
-                .await?
-                .delete_consumer(consumer)
-                .await?;
-        }
-        (Err(_), None) => return Err("no NATS_URL means the embedded backend".into()),
-    }
     Ok(())
 }

@@ -6,40 +6,28 @@
 //! NATS_URL=nats://127.0.0.1:4222 cargo run --example quickstart     # a real nats-server
 //! ```
 
+mod support;
+
 use herald::reporter::{from_fn, ReporterExt};
-use herald::{Coordinator, StartPosition};
+use herald::{Coordinator, Reporter, StartPosition, Subscription};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> support::Result {
     // Every state change of the coordinator, one line each (per-message kinds left out).
     let reporter =
         from_fn(|event| println!("  event    {event}")).only(|kind| !kind.is_per_message());
 
-    let nats_url = std::env::var("NATS_URL").ok();
     let builder = Coordinator::builder()
         .stream("QUICKSTART")
         .reporter(reporter);
-    let coordinator = match &nats_url {
-        Some(url) => {
-            println!("herald quickstart on NATS at {}", herald::redact_url(url));
-            builder.nats(url.clone()).connect().await?
-        }
-        None => {
-            println!("herald quickstart on the embedded backend (set NATS_URL to use NATS)");
-            builder.connect().await?
-        }
-    };
+    let coordinator = support::connect(builder).await?;
 
     let mut alerts = coordinator
         .subscribe("alerts.>")
         .start(StartPosition::New)
         .await?;
 
-    for id in [42, 7, 42] {
-        coordinator
-            .publish(&format!("alerts.{id}"), "changed")
-            .await?;
-    }
+    support::publish_alerts(&coordinator, [42, 7, 42], "changed").await?;
     for _ in 0..3 {
         print_next(&mut alerts).await?;
     }
@@ -48,19 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "-- an operator deletes consumer {} --",
         alerts.consumer_name()
     );
-    match (&nats_url, coordinator.memory_server()) {
-        (Some(url), _) => {
-            let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await?);
-            js.get_stream("QUICKSTART")
-                .await?
-                .delete_consumer(alerts.consumer_name())
-                .await?;
-        }
-        (None, Some(server)) => {
-            server.delete_consumer("QUICKSTART", alerts.consumer_name());
-        }
-        (None, None) => unreachable!("no NATS_URL means the embedded backend"),
-    }
+    support::delete_consumer(&coordinator, alerts.consumer_name()).await?;
     println!("-- two alerts are published while the consumer is gone --");
     coordinator.publish("alerts.9", "created").await?;
     coordinator.publish("alerts.42", "resolved").await?;
@@ -76,10 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn print_next<R: herald::Reporter>(
-    sub: &mut herald::Subscription<R>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let message = sub.next().await.ok_or("subscription ended")??;
+async fn print_next<R: Reporter>(sub: &mut Subscription<R>) -> support::Result {
+    let message = support::next(sub).await?;
     println!(
         "  message  #{} {} = {:?}{}",
         message.seq,

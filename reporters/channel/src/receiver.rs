@@ -384,58 +384,58 @@ impl Drop for Receiver {
 
 impl fmt::Debug for Receiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver")
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("dropped", &self.dropped())
+        self.shared
+            .debug_struct(f, "Receiver", self.len(), self.capacity())
             .finish()
     }
 }
 
-/// A blocking iterator over a [`Receiver`]'s items; see [`Receiver::iter`].
-///
-/// ```
-/// use herald::{CoordinatorEvent, Reporter};
-/// let (reporter, mut events) = herald_channel::channel(8);
-/// let printer = std::thread::spawn(move || {
-///     for item in events.iter() {
-///         println!("{item:?}");
-///     }
-/// });
-/// reporter.report(&CoordinatorEvent::Connected { server: "memory://embedded".into() });
-/// drop(reporter); // the iterator ends
-/// printer.join().unwrap();
-/// ```
-#[derive(Debug)]
-pub struct Iter<'a> {
-    receiver: &'a mut Receiver,
+/// Defines an iterator over a [`Receiver`]'s items that takes each item with `$next`.
+macro_rules! receiver_iterator {
+    ($(#[$attr:meta])* $name:ident: $next:expr) => {
+        $(#[$attr])*
+        #[derive(Debug)]
+        pub struct $name<'a> {
+            receiver: &'a mut Receiver,
+        }
+
+        impl Iterator for $name<'_> {
+            type Item = Received;
+
+            fn next(&mut self) -> Option<Received> {
+                let next: fn(&mut Receiver) -> Option<Received> = $next;
+                next(self.receiver)
+            }
+        }
+    };
 }
 
-impl Iterator for Iter<'_> {
-    type Item = Received;
-
-    fn next(&mut self) -> Option<Received> {
-        self.receiver.recv()
-    }
+receiver_iterator! {
+    /// A blocking iterator over a [`Receiver`]'s items; see [`Receiver::iter`].
+    ///
+    /// ```
+    /// use herald::{CoordinatorEvent, Reporter};
+    /// let (reporter, mut events) = herald_channel::channel(8);
+    /// let printer = std::thread::spawn(move || {
+    ///     for item in events.iter() {
+    ///         println!("{item:?}");
+    ///     }
+    /// });
+    /// reporter.report(&CoordinatorEvent::Connected { server: "memory://embedded".into() });
+    /// drop(reporter); // the iterator ends
+    /// printer.join().unwrap();
+    /// ```
+    Iter: Receiver::recv
 }
 
-/// An iterator over the items available now; see [`Receiver::try_iter`].
-///
-/// ```
-/// let (_reporter, mut events) = herald_channel::channel(8);
-/// assert_eq!(events.try_iter().next(), None); // nothing yet, and no waiting
-/// ```
-#[derive(Debug)]
-pub struct TryIter<'a> {
-    receiver: &'a mut Receiver,
-}
-
-impl Iterator for TryIter<'_> {
-    type Item = Received;
-
-    fn next(&mut self) -> Option<Received> {
-        self.receiver.try_recv().ok()
-    }
+receiver_iterator! {
+    /// An iterator over the items available now; see [`Receiver::try_iter`].
+    ///
+    /// ```
+    /// let (_reporter, mut events) = herald_channel::channel(8);
+    /// assert_eq!(events.try_iter().next(), None); // nothing yet, and no waiting
+    /// ```
+    TryIter: |receiver| receiver.try_recv().ok()
 }
 
 /// Wakes a thread blocked in [`Receiver::recv`].

@@ -213,10 +213,8 @@ impl Clone for ChannelReporter {
 
 impl fmt::Debug for ChannelReporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChannelReporter")
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("dropped", &self.dropped())
+        self.shared
+            .debug_struct(f, "ChannelReporter", self.len(), self.capacity())
             .field("closed", &self.is_closed())
             .finish()
     }

@@ -13,14 +13,11 @@
 //! the receiver finds the new item, or the reporter finds the receiver parked and wakes it. No
 //! wake-up is ever lost, and a reporter pays for a wake-up only when a receiver is waiting.
 
+use std::fmt;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
 use futures::task::AtomicWaker;
 use herald::EventKind;
-
-/// How many kinds the per-kind drop counters hold; kinds added to Herald later (beyond this
-/// array) are still counted in the total.
-pub(crate) const KINDS: usize = EventKind::ALL.len();
 
 /// Shared between every clone of a [`ChannelReporter`](crate::ChannelReporter) and the
 /// [`Receiver`](crate::Receiver).
@@ -34,8 +31,8 @@ pub(crate) struct Shared {
     waker: AtomicWaker,
     /// Every drop since the channel was made.
     dropped: AtomicU64,
-    /// Every drop, per kind (indexed by the kind's position in [`EventKind::ALL`]).
-    dropped_by_kind: [AtomicU64; KINDS],
+    /// Every drop, per kind (indexed by [`EventKind::index`]).
+    dropped_by_kind: [AtomicU64; EventKind::COUNT],
     /// Set when the receiver is gone.
     closed: AtomicBool,
 }
@@ -87,9 +84,7 @@ impl Shared {
             self.closed.store(true, Ordering::Relaxed);
         }
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        if let Some(counter) = self.dropped_by_kind.get(kind as usize) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        self.dropped_by_kind[kind.index()].fetch_add(1, Ordering::Relaxed);
         // The totals above happen before this release, so a receiver that takes these drops
         // from `pending` also sees them counted in `dropped`.
         self.pending.fetch_add(unannounced + 1, Ordering::SeqCst);
@@ -129,9 +124,7 @@ impl Shared {
     }
 
     pub(crate) fn dropped_of(&self, kind: EventKind) -> u64 {
-        self.dropped_by_kind
-            .get(kind as usize)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        self.dropped_by_kind[kind.index()].load(Ordering::Relaxed)
     }
 
     pub(crate) fn close(&self) {
@@ -141,6 +134,23 @@ impl Shared {
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
+
+    /// The `Debug` both ends start with: `name`, then the channel's `len` and `capacity` (each
+    /// end reads them from its own side) and the drops so far.
+    pub(crate) fn debug_struct<'a, 'b>(
+        &self,
+        f: &'a mut fmt::Formatter<'b>,
+        name: &str,
+        len: usize,
+        capacity: usize,
+    ) -> fmt::DebugStruct<'a, 'b> {
+        let mut debug = f.debug_struct(name);
+        debug
+            .field("len", &len)
+            .field("capacity", &capacity)
+            .field("dropped", &self.dropped());
+        debug
+    }
 }
 
 #[cfg(test)]
@@ -148,10 +158,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kind_discriminants_index_the_per_kind_counters() {
-        // `kind as usize` is the kind's position in `EventKind::ALL`: the counters rely on it.
+    fn every_kind_has_its_own_drop_counter() {
+        let shared = Shared::new();
         for (i, kind) in EventKind::ALL.iter().enumerate() {
-            assert_eq!(*kind as usize, i, "{kind}");
+            shared.record_drop(*kind, 0, false);
+            assert_eq!(shared.dropped_of(*kind), 1, "{kind}");
+            assert_eq!(shared.dropped(), i as u64 + 1);
         }
     }
 }

@@ -7,22 +7,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use herald::testing::RecordingReporter;
 use herald::{Coordinator, CoordinatorEvent, EventKind, Reporter, StartPosition};
 use herald_channel::{channel, Received, RecvTimeoutError, TryRecvError};
-use parking_lot::Mutex;
-
-/// Records every event synchronously: the reference order.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<CoordinatorEvent>>);
-
-impl Reporter for Recorder {
-    fn report(&self, event: &CoordinatorEvent) {
-        self.0.lock().push(event.clone());
-    }
-}
 
 /// Connect, subscribe, publish and consume `messages`, lose the consumer, publish one more,
-/// consume it from the recreated consumer, close and shut down. Returns the recorder's events.
+/// consume it from the recreated consumer, close and shut down.
 async fn scenario<R: Reporter>(reporter: R, messages: u64) {
     let coordinator = Coordinator::builder()
         .stream("CHANNEL")
@@ -79,17 +69,12 @@ fn kinds(items: &[Received]) -> Vec<EventKind> {
 #[tokio::test]
 async fn events_arrive_in_the_order_the_coordinator_reported_them() {
     let (reporter, mut events) = channel(4096);
-    let recorder = Arc::new(Recorder::default());
+    // Every event, recorded synchronously: the reference order.
+    let recorder = RecordingReporter::everything();
     scenario((reporter, recorder.clone()), 50).await;
 
     let items = drain(&mut events).await;
-    let expected: Vec<Received> = recorder
-        .0
-        .lock()
-        .iter()
-        .cloned()
-        .map(Received::Event)
-        .collect();
+    let expected: Vec<Received> = recorder.events().into_iter().map(Received::Event).collect();
     assert_eq!(items, expected);
     assert_eq!(events.dropped(), 0);
 
@@ -126,7 +111,7 @@ async fn events_arrive_in_the_order_the_coordinator_reported_them() {
 #[tokio::test]
 async fn a_receiver_that_never_reads_never_holds_the_coordinator_up() {
     let (reporter, mut events) = channel(8);
-    let recorder = Arc::new(Recorder::default());
+    let recorder = RecordingReporter::everything();
     let handle = reporter.clone();
 
     // Nobody reads while the coordinator runs 2 000 messages through.
@@ -137,7 +122,7 @@ async fn a_receiver_that_never_reads_never_holds_the_coordinator_up() {
     .await
     .expect("the coordinator finished without waiting for the receiver");
 
-    let reported = recorder.0.lock().len() as u64;
+    let reported = recorder.events().len() as u64;
     assert!(reported > 4000, "{reported} events");
     assert_eq!(handle.dropped(), reported - 8);
     drop(handle);
@@ -145,7 +130,7 @@ async fn a_receiver_that_never_reads_never_holds_the_coordinator_up() {
     // The first eight events, then one marker for everything else.
     let items = drain(&mut events).await;
     assert_eq!(items.len(), 9);
-    let first: Vec<Received> = recorder.0.lock()[..8]
+    let first: Vec<Received> = recorder.events()[..8]
         .iter()
         .cloned()
         .map(Received::Event)
@@ -332,9 +317,9 @@ async fn a_dropped_receiver_is_counted_and_the_coordinator_keeps_running() {
     let handle = reporter.clone();
     drop(events);
     assert!(handle.is_closed());
-    let recorder = Arc::new(Recorder::default());
+    let recorder = RecordingReporter::everything();
     scenario((reporter, recorder.clone()), 20).await;
-    assert_eq!(handle.dropped(), recorder.0.lock().len() as u64);
+    assert_eq!(handle.dropped(), recorder.events().len() as u64);
     assert_eq!(handle.len(), 0);
 }
 

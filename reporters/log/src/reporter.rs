@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use herald::{CoordinatorEvent, EventKind, Reporter, Severity};
+use herald::{CoordinatorEvent, EventKind, EventKindSet, Reporter, Severity};
 use tracing::Level;
 
 use crate::fields::{self, TARGET};
@@ -53,7 +53,7 @@ use crate::fields::{self, TARGET};
 #[derive(Clone)]
 pub struct LogReporter {
     min: Severity,
-    kinds: KindSet,
+    kinds: EventKindSet,
     panics: Arc<AtomicU64>,
 }
 
@@ -68,7 +68,7 @@ impl LogReporter {
     pub fn new() -> Self {
         Self {
             min: Severity::Trace,
-            kinds: KindSet::ALL,
+            kinds: EventKindSet::ALL,
             panics: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -122,10 +122,7 @@ impl LogReporter {
     /// });
     /// ```
     pub fn only(mut self, kinds: impl IntoIterator<Item = EventKind>) -> Self {
-        self.kinds = KindSet::NONE;
-        for kind in kinds {
-            self.kinds.insert(kind);
-        }
+        self.kinds = kinds.into_iter().collect();
         self
     }
 
@@ -179,11 +176,7 @@ impl Reporter for LogReporter {
 
 impl fmt::Debug for LogReporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kinds: Vec<&str> = EventKind::ALL
-            .iter()
-            .filter(|k| self.kinds.contains(**k))
-            .map(|k| k.name())
-            .collect();
+        let kinds: Vec<&str> = self.kinds.iter().map(EventKind::name).collect();
         f.debug_struct("LogReporter")
             .field("min_level", &level_of(self.min))
             .field("kinds", &kinds)
@@ -246,52 +239,29 @@ fn subscriber_wants(severity: Severity) -> bool {
     }
 }
 
-/// A set of kinds, one bit per kind (its position in [`EventKind::ALL`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct KindSet(u128);
-
-impl KindSet {
-    /// Every kind, including kinds added to Herald after this crate was built.
-    const ALL: KindSet = KindSet(u128::MAX);
-    const NONE: KindSet = KindSet(0);
-
-    fn bit(kind: EventKind) -> u128 {
-        1u128.checked_shl(kind as u32).unwrap_or(0)
-    }
-
-    #[inline]
-    fn contains(self, kind: EventKind) -> bool {
-        self.0 & Self::bit(kind) != 0
-    }
-
-    fn insert(&mut self, kind: EventKind) {
-        self.0 |= Self::bit(kind);
-    }
-
-    fn remove(&mut self, kind: EventKind) {
-        self.0 &= !Self::bit(kind);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_has_its_own_bit() {
-        let mut seen = 0u128;
-        for kind in EventKind::ALL {
-            let bit = KindSet::bit(*kind);
-            assert_eq!(bit.count_ones(), 1, "{kind}");
-            assert_eq!(seen & bit, 0, "{kind}");
-            seen |= bit;
-        }
-        let mut set = KindSet::NONE;
-        set.insert(EventKind::EventsLost);
-        assert!(set.contains(EventKind::EventsLost));
-        assert!(!set.contains(EventKind::Delivered));
-        set.remove(EventKind::EventsLost);
-        assert_eq!(set, KindSet::NONE);
+    fn each_kind_is_filtered_on_its_own() {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::TRACE)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for kind in EventKind::ALL {
+                let only = LogReporter::new().only([*kind]);
+                let excluded = LogReporter::new().exclude(*kind);
+                for other in EventKind::ALL {
+                    assert_eq!(only.interest(*other), other == kind, "only {kind}: {other}");
+                    assert_eq!(
+                        excluded.interest(*other),
+                        other != kind,
+                        "without {kind}: {other}"
+                    );
+                }
+            }
+        });
     }
 
     #[test]

@@ -5,16 +5,18 @@
 //! Each test installs its subscriber for its own thread only and runs the coordinator on a
 //! current-thread runtime, so tests do not see each other's output.
 
+#[path = "support/script.rs"]
+mod script;
+
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use herald::{
-    Coordinator, CoordinatorEvent, EventKind, MemoryCheckpointStore, Reporter, ResubscribeCause,
-    StartPosition,
-};
+use herald::testing::{sample_events, RecordingReporter};
+use herald::{EventKind, Reporter};
 use herald_log::LogReporter;
+use script::{script, CONSUMER, STREAM};
 use serde_json::Value;
+use tracing::subscriber::DefaultGuard;
 use tracing::Level;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -55,85 +57,16 @@ impl<'a> MakeWriter<'a> for Buffer {
     }
 }
 
-/// Records every event: the reference the log lines are compared with.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<CoordinatorEvent>>>);
-
-impl Recorder {
-    fn events(&self) -> Vec<CoordinatorEvent> {
-        self.0.lock().expect("recorder").clone()
-    }
-}
-
-impl Reporter for Recorder {
-    fn report(&self, event: &CoordinatorEvent) {
-        self.0.lock().expect("recorder").push(event.clone());
-    }
-}
-
-/// A scripted run with every kind of story: subscribe and consume, a deleted consumer and its
-/// replay, retention removing 5..=7 while the subscriber is away, a disconnect, shutdown.
-/// Returns the consumer's name.
-async fn script<R: Reporter>(reporter: R) -> String {
-    let c = Coordinator::builder()
-        .stream("SCRIPT")
-        .node_id("node-a")
-        .reporter(reporter)
-        .connect()
-        .await
-        .expect("connect");
-    let server = c.memory_server().expect("embedded").clone();
-    let store = MemoryCheckpointStore::new();
-    let subscribe = || {
-        c.subscribe("alerts.>")
-            .durable("cache")
-            .checkpoint_store(store.clone())
-    };
-
-    let mut sub = subscribe()
-        .start(StartPosition::All)
-        .await
-        .expect("subscribe");
-    for id in 1..=3 {
-        c.publish(&format!("alerts.{id}"), "changed")
-            .await
-            .expect("publish");
-    }
-    for seq in 1..=3 {
-        let m = sub.next().await.expect("open").expect("message");
-        assert_eq!(m.seq, seq);
-        m.ack();
-    }
-    assert!(server.delete_consumer("SCRIPT", sub.consumer_name()));
-    c.publish("alerts.4", "while the consumer is gone")
-        .await
-        .expect("publish");
-    let m = sub.next().await.expect("open").expect("message");
-    assert_eq!(m.seq, 4);
-    m.ack();
-    let consumer = sub.consumer_name().to_string();
-    sub.close().await;
-
-    // Away: 5..=9 are published, retention removes 5..=7.
-    for id in 5..=9 {
-        c.publish(&format!("alerts.{id}"), "changed")
-            .await
-            .expect("publish");
-    }
-    assert_eq!(server.expire_through("SCRIPT", 7), 7);
-    let mut sub = subscribe().await.expect("subscribe again");
-    for seq in 8..=9 {
-        let m = sub.next().await.expect("open").expect("message");
-        assert_eq!(m.seq, seq);
-        m.ack();
-    }
-    sub.close().await;
-
-    server.disconnect();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    server.reconnect();
-    c.shutdown().await;
-    consumer
+/// Installs, for this thread, a JSON subscriber at `level` that writes to the returned buffer,
+/// until the guard is dropped.
+fn capture_json(level: Level) -> (Buffer, DefaultGuard) {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(level)
+        .with_writer(buffer.clone())
+        .finish();
+    (buffer, tracing::subscriber::set_default(subscriber))
 }
 
 fn field<'a>(line: &'a Value, name: &str) -> &'a Value {
@@ -156,16 +89,11 @@ fn level_name(kind: EventKind) -> &'static str {
 
 #[tokio::test]
 async fn json_lines_carry_target_level_sentence_and_fields() {
-    let buffer = Buffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(Level::TRACE)
-        .with_writer(buffer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buffer, _guard) = capture_json(Level::TRACE);
 
-    let recorder = Recorder::default();
-    let consumer = script((LogReporter::new(), recorder.clone())).await;
+    // Every event: the reference the log lines are compared with.
+    let recorder = RecordingReporter::everything();
+    script((LogReporter::new(), recorder.clone())).await;
 
     // One line per event, in order, each with the right target, level, kind and sentence.
     let events = recorder.events();
@@ -189,15 +117,15 @@ async fn json_lines_carry_target_level_sentence_and_fields() {
 
     let lost = one("events_lost");
     assert_eq!(lost["level"], "ERROR");
-    assert_eq!(field(lost, "stream"), "SCRIPT");
-    assert_eq!(field(lost, "consumer"), &Value::from(consumer.clone()));
+    assert_eq!(field(lost, "stream"), STREAM);
+    assert_eq!(field(lost, "consumer"), CONSUMER);
     assert_eq!(field(lost, "first"), 5);
     assert_eq!(field(lost, "last"), 7);
     assert_eq!(field(lost, "count"), 3);
 
     let deleted = one("consumer_deleted");
     assert_eq!(deleted["level"], "ERROR");
-    assert_eq!(field(deleted, "consumer"), &Value::from(consumer.clone()));
+    assert_eq!(field(deleted, "consumer"), CONSUMER);
 
     let resubscribing = one("resubscribing");
     assert_eq!(resubscribing["level"], "WARN");
@@ -268,7 +196,7 @@ async fn text_output_is_one_readable_line_per_event() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let consumer = script(LogReporter::new()).await;
+    script(LogReporter::new()).await;
     let text = buffer.text();
     let lost = text
         .lines()
@@ -277,7 +205,7 @@ async fn text_output_is_one_readable_line_per_event() {
     assert_eq!(
         lost,
         format!(
-            "ERROR herald: consumer {consumer} on stream SCRIPT lost events 5..=7 (3 events) to retention before they were delivered kind=\"events_lost\" stream=\"SCRIPT\" consumer=\"{consumer}\" first=5 last=7 count=3"
+            "ERROR herald: consumer {CONSUMER} on stream {STREAM} lost events 5..=7 (3 events) to retention before they were delivered kind=\"events_lost\" stream=\"{STREAM}\" consumer=\"{CONSUMER}\" first=5 last=7 count=3"
         )
     );
     assert!(text.lines().all(|l| l.contains(" herald: ")), "{text}");
@@ -290,13 +218,7 @@ async fn text_output_is_one_readable_line_per_event() {
 /// Installs a JSON subscriber at `level` for this thread and runs the script with `reporter`.
 /// Returns (events built by the coordinator, log lines).
 async fn run_filtered(level: Level, reporter: LogReporter) -> (u64, Vec<Value>) {
-    let buffer = Buffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(level)
-        .with_writer(buffer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buffer, _guard) = capture_json(level);
     let before = herald::testing::events_built();
     script(reporter).await;
     (
@@ -362,24 +284,9 @@ async fn a_panicking_subscriber_is_counted_and_nothing_else_notices() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let log = LogReporter::new();
-    let recorder = Recorder::default();
-    let c = Coordinator::builder()
-        .stream("PANICS")
-        .reporter((log.clone(), recorder.clone()))
-        .connect()
-        .await
-        .expect("connect despite the subscriber");
-    let mut sub = c
-        .subscribe("alerts.>")
-        .start(StartPosition::All)
-        .await
-        .expect("subscribe");
-    c.publish("alerts.1", "changed").await.expect("publish");
-    let m = sub.next().await.expect("open").expect("message");
-    assert_eq!(m.seq, 1);
-    m.ack();
-    sub.close().await;
-    c.shutdown().await;
+    let recorder = RecordingReporter::everything();
+    // The whole script runs despite the subscriber.
+    let c = script((log.clone(), recorder.clone())).await;
 
     let events = recorder.events();
     assert!(events.len() >= 6, "{events:?}");
@@ -389,162 +296,19 @@ async fn a_panicking_subscriber_is_counted_and_nothing_else_notices() {
     assert_eq!(c.reporter_panics(), 0);
 }
 
-/// One event of every kind, with distinctive values.
-fn one_of_each() -> Vec<CoordinatorEvent> {
-    let s = || -> Arc<str> { "S".into() };
-    let c = || -> Arc<str> { "node-a-cache".into() };
-    let server = || -> Arc<str> { "nats://127.0.0.1:4222".into() };
-    let ms = Duration::from_millis;
-    vec![
-        CoordinatorEvent::Connected { server: server() },
-        CoordinatorEvent::Disconnected {
-            server: server(),
-            cause: "io error".into(),
-        },
-        CoordinatorEvent::Reconnecting {
-            attempt: 2,
-            delay: ms(250),
-        },
-        CoordinatorEvent::Reconnected {
-            server: server(),
-            downtime: ms(1500),
-        },
-        CoordinatorEvent::LameDuck { server: server() },
-        CoordinatorEvent::SlowConsumer { sid: 7 },
-        CoordinatorEvent::ServerError {
-            message: "authorization violation".into(),
-        },
-        CoordinatorEvent::StreamReady {
-            stream: s(),
-            created: false,
-            max_age: ms(60_000),
-            max_msgs: Some(1000),
-            max_bytes: None,
-            first_seq: 3,
-            last_seq: 9,
-        },
-        CoordinatorEvent::Subscribed {
-            stream: s(),
-            consumer: c(),
-            filter: "S.alerts.>".into(),
-            start: StartPosition::Sequence(5),
-            checkpoint: None,
-        },
-        CoordinatorEvent::HeartbeatMissed {
-            stream: s(),
-            consumer: c(),
-            missed: 2,
-        },
-        CoordinatorEvent::ConsumerDeleted {
-            stream: s(),
-            consumer: c(),
-        },
-        CoordinatorEvent::Resubscribing {
-            stream: s(),
-            consumer: c(),
-            attempt: 3,
-            delay: ms(400),
-            cause: ResubscribeCause::SequenceGap {
-                expected: 4,
-                received: 9,
-            },
-        },
-        CoordinatorEvent::ConsumerRecreated {
-            stream: s(),
-            consumer: c(),
-            resume_from: 12,
-        },
-        CoordinatorEvent::ReplayStarted {
-            stream: s(),
-            consumer: c(),
-            from: 12,
-            to: 20,
-        },
-        CoordinatorEvent::ReplayCompleted {
-            stream: s(),
-            consumer: c(),
-            events: 9,
-            elapsed: Duration::from_micros(2500),
-        },
-        CoordinatorEvent::EventsLost {
-            stream: s(),
-            consumer: c(),
-            first: 10,
-            last: 11,
-        },
-        CoordinatorEvent::StreamReset {
-            stream: s(),
-            consumer: c(),
-            position: 40,
-            last_seq: 2,
-        },
-        CoordinatorEvent::CheckpointSaved {
-            stream: s(),
-            consumer: c(),
-            seq: 20,
-        },
-        CoordinatorEvent::CheckpointFailed {
-            stream: s(),
-            consumer: c(),
-            seq: 21,
-            error: "disk full".into(),
-        },
-        CoordinatorEvent::Unsubscribed {
-            stream: s(),
-            consumer: c(),
-            last_processed: 21,
-        },
-        CoordinatorEvent::Published {
-            stream: s(),
-            subject: "S.alerts.1".into(),
-            seq: 22,
-            duplicate: true,
-        },
-        CoordinatorEvent::PublishFailed {
-            stream: s(),
-            subject: "S.alerts.1".into(),
-            attempt: 1,
-            will_retry: true,
-            error: "timed out".into(),
-        },
-        CoordinatorEvent::Delivered {
-            stream: s(),
-            consumer: c(),
-            seq: 22,
-        },
-        CoordinatorEvent::DecodeFailed {
-            stream: s(),
-            consumer: c(),
-            seq: 23,
-            error: "expected value".into(),
-        },
-        CoordinatorEvent::Shutdown {
-            stream: s(),
-            subscriptions: 1,
-        },
-    ]
-}
-
 #[test]
 fn every_kind_is_logged_with_its_own_fields() {
-    let events = one_of_each();
-    let mut covered: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
-    covered.sort();
-    assert_eq!(covered, EventKind::ALL, "one_of_each misses a kind");
-
-    let buffer = Buffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(Level::TRACE)
-        .with_writer(buffer.clone())
-        .finish();
+    // One event of every kind, in `EventKind::ALL` order: the order of `expected` below.
+    let events = sample_events();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds, EventKind::ALL);
+    let (buffer, guard) = capture_json(Level::TRACE);
     let reporter = LogReporter::new();
-    tracing::subscriber::with_default(subscriber, || {
-        for event in &events {
-            assert!(reporter.interest(event.kind()));
-            reporter.report(event);
-        }
-    });
+    for event in &events {
+        assert!(reporter.interest(event.kind()));
+        reporter.report(event);
+    }
+    drop(guard);
     let lines = buffer.json_lines();
     assert_eq!(lines.len(), events.len());
 

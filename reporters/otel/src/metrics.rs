@@ -155,7 +155,7 @@ impl Instruments {
     /// Everything but the per-message kinds: rare, so clarity over speed.
     #[cold]
     fn state_change(&self, event: &CoordinatorEvent) {
-        let stream = stream_of(event);
+        let stream = event.stream();
         let consumer = event.consumer();
 
         let mut attributes = Vec::with_capacity(4);
@@ -203,14 +203,11 @@ impl Instruments {
                 stream, consumer, ..
             } => self.recreated.add(1, &subscription(stream, consumer)),
             CoordinatorEvent::EventsLost {
-                stream,
-                consumer,
-                first,
-                last,
-            } => self.events_lost.add(
-                last.saturating_sub(*first).saturating_add(1),
-                &subscription(stream, consumer),
-            ),
+                stream, consumer, ..
+            } => {
+                let lost = event.lost_count().unwrap_or_default();
+                self.events_lost.add(lost, &subscription(stream, consumer))
+            }
             CoordinatorEvent::ReplayCompleted {
                 stream,
                 consumer,
@@ -238,29 +235,4 @@ fn destination(stream: &Arc<str>) -> KeyValue {
 
 fn group(consumer: &Arc<str>) -> KeyValue {
     KeyValue::new(MESSAGING_CONSUMER_GROUP_NAME, consumer.clone())
-}
-
-/// The stream an event is about, when it is about one.
-pub(crate) fn stream_of(event: &CoordinatorEvent) -> Option<&Arc<str>> {
-    match event {
-        CoordinatorEvent::StreamReady { stream, .. }
-        | CoordinatorEvent::Subscribed { stream, .. }
-        | CoordinatorEvent::HeartbeatMissed { stream, .. }
-        | CoordinatorEvent::ConsumerDeleted { stream, .. }
-        | CoordinatorEvent::Resubscribing { stream, .. }
-        | CoordinatorEvent::ConsumerRecreated { stream, .. }
-        | CoordinatorEvent::ReplayStarted { stream, .. }
-        | CoordinatorEvent::ReplayCompleted { stream, .. }
-        | CoordinatorEvent::EventsLost { stream, .. }
-        | CoordinatorEvent::StreamReset { stream, .. }
-        | CoordinatorEvent::CheckpointSaved { stream, .. }
-        | CoordinatorEvent::CheckpointFailed { stream, .. }
-        | CoordinatorEvent::Unsubscribed { stream, .. }
-        | CoordinatorEvent::Published { stream, .. }
-        | CoordinatorEvent::PublishFailed { stream, .. }
-        | CoordinatorEvent::Delivered { stream, .. }
-        | CoordinatorEvent::DecodeFailed { stream, .. }
-        | CoordinatorEvent::Shutdown { stream, .. } => Some(stream),
-        _ => None,
-    }
 }

@@ -8,11 +8,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use herald::{CoordinatorEvent, EventKind, ResubscribeCause};
+use herald::{CoordinatorEvent, EventKind};
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, Severity};
 use opentelemetry::StringValue;
 
-use crate::metrics::stream_of;
 use crate::names::{
     EVENT_KIND, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME, MESSAGING_SYSTEM,
     SYSTEM_NATS, TARGET,
@@ -56,17 +55,13 @@ where
 /// `LogRecord::set_event_name` takes a `&'static str`; the names are built once per process
 /// from [`EventKind::ALL`], so a kind added to Herald gets its name without a change here.
 pub(crate) fn event_name(kind: EventKind) -> &'static str {
-    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
-    NAMES
-        .get_or_init(|| {
-            EventKind::ALL
-                .iter()
-                .map(|k| &*Box::leak(format!("{TARGET}.{}", k.name()).into_boxed_str()))
-                .collect()
+    static NAMES: OnceLock<[&'static str; EventKind::COUNT]> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let name = format!("{TARGET}.{}", EventKind::ALL[i].name());
+            &*Box::leak(name.into_boxed_str())
         })
-        .get(kind as usize)
-        .copied()
-        .unwrap_or("herald.event")
+    })[kind.index()]
 }
 
 /// The OpenTelemetry severity of events of `kind`.
@@ -92,25 +87,13 @@ fn text(s: &Arc<str>) -> AnyValue {
     AnyValue::String(StringValue::from(s.clone()))
 }
 
-fn cause_name(cause: &ResubscribeCause) -> &'static str {
-    match cause {
-        ResubscribeCause::HeartbeatsMissed { .. } => "heartbeats_missed",
-        ResubscribeCause::ConsumerDeleted => "consumer_deleted",
-        ResubscribeCause::SequenceGap { .. } => "sequence_gap",
-        ResubscribeCause::Disconnected => "disconnected",
-        ResubscribeCause::RetryFailed { .. } => "retry_failed",
-        ResubscribeCause::Fault { .. } => "fault",
-        _ => "other",
-    }
-}
-
 /// The event's fields: the messaging conventions for the system, the stream and the consumer,
 /// `herald.<field>` for the rest. Durations are in seconds (doubles), sequences and counts are
 /// integers.
 fn add_attributes<R: LogRecord>(record: &mut R, event: &CoordinatorEvent) {
     record.add_attribute(MESSAGING_SYSTEM, SYSTEM_NATS);
     record.add_attribute(EVENT_KIND, event.kind().name());
-    if let Some(stream) = stream_of(event) {
+    if let Some(stream) = event.stream() {
         record.add_attribute(MESSAGING_DESTINATION_NAME, text(stream));
     }
     if let Some(consumer) = event.consumer() {
@@ -179,7 +162,7 @@ fn add_attributes<R: LogRecord>(record: &mut R, event: &CoordinatorEvent) {
         } => {
             record.add_attribute("herald.attempt", i64::from(*attempt));
             record.add_attribute("herald.delay", seconds(delay));
-            record.add_attribute("herald.cause", cause_name(cause));
+            record.add_attribute("herald.cause", cause.name());
             record.add_attribute("herald.detail", cause.to_string());
         }
         CoordinatorEvent::ConsumerRecreated { resume_from, .. } => {
@@ -198,10 +181,9 @@ fn add_attributes<R: LogRecord>(record: &mut R, event: &CoordinatorEvent) {
         CoordinatorEvent::EventsLost { first, last, .. } => {
             record.add_attribute("herald.first", int(*first));
             record.add_attribute("herald.last", int(*last));
-            record.add_attribute(
-                "herald.count",
-                int(last.saturating_sub(*first).saturating_add(1)),
-            );
+            if let Some(count) = event.lost_count() {
+                record.add_attribute("herald.count", int(count));
+            }
         }
         CoordinatorEvent::StreamReset {
             position, last_seq, ..

@@ -3,15 +3,16 @@
 //! backend with fault injection) and after a scripted sequence of events; the log records; what
 //! is never built; and what happens with a dead provider or a panicking logger.
 
+#[path = "../../log/tests/support/script.rs"]
+mod script;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use herald::{
-    Backoff, Coordinator, CoordinatorEvent, ErrorKind, EventKind, MemoryCheckpointStore, Reporter,
-    ResubscribeCause, StartPosition,
-};
+use herald::testing::{sample_events, RecordingReporter};
+use herald::{CoordinatorEvent, EventKind, Reporter, ResubscribeCause};
 use herald_otel::{names, OtelReporter};
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity};
 use opentelemetry::metrics::MeterProvider;
@@ -19,6 +20,7 @@ use opentelemetry::Key;
 use opentelemetry_sdk::logs::{InMemoryLogExporter, SdkLogRecord, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use script::{script, CONSUMER, STREAM};
 
 /// Providers with in-memory exporters, and a reporter on them.
 struct Telemetry {
@@ -146,106 +148,38 @@ impl Metrics {
     }
 }
 
-/// Records every event: the reference for the log records.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<CoordinatorEvent>>>);
-
-impl Reporter for Recorder {
-    fn report(&self, event: &CoordinatorEvent) {
-        self.0.lock().expect("recorder").push(event.clone());
-    }
-}
-
-const CONSUMER: &str = "node-a-cache";
-
-/// A scripted run: subscribe and consume 1..=3; the consumer is deleted and 4 is replayed; the
-/// subscriber goes away while 5..=9 are published and retention removes 5..=7; it comes back
-/// (events lost, 8..=9 replayed); a disconnect during which one publish fails for good; a
-/// reconnect; shutdown. Returns the coordinator, shut down.
-async fn script<R: Reporter>(reporter: R) -> Coordinator<R> {
-    let c = Coordinator::builder()
-        .stream("SCRIPT")
-        .node_id("node-a")
-        .publish_deadline(Duration::from_millis(150))
-        .backoff(Backoff {
-            initial: Duration::from_millis(10),
-            max: Duration::from_millis(40),
-        })
-        .reporter(reporter)
-        .connect()
-        .await
-        .expect("connect");
-    let server = c.memory_server().expect("embedded").clone();
-    let store = MemoryCheckpointStore::new();
-    let subscribe = || {
-        c.subscribe("alerts.>")
-            .durable("cache")
-            .checkpoint_store(store.clone())
-    };
-
-    let mut sub = subscribe()
-        .start(StartPosition::All)
-        .await
-        .expect("subscribe");
-    assert_eq!(sub.consumer_name(), CONSUMER);
-    for id in 1..=3 {
-        c.publish(&format!("alerts.{id}"), "changed")
-            .await
-            .expect("publish");
-    }
-    for seq in 1..=3 {
-        let m = sub.next().await.expect("open").expect("message");
-        assert_eq!(m.seq, seq);
-        m.ack();
-    }
-    assert!(server.delete_consumer("SCRIPT", CONSUMER));
-    c.publish("alerts.4", "while the consumer is gone")
-        .await
-        .expect("publish");
-    let m = sub.next().await.expect("open").expect("message");
-    assert_eq!(m.seq, 4);
-    m.ack();
-    sub.close().await;
-
-    for id in 5..=9 {
-        c.publish(&format!("alerts.{id}"), "changed")
-            .await
-            .expect("publish");
-    }
-    server.expire_through("SCRIPT", 7);
-    let mut sub = subscribe().await.expect("subscribe again");
-    for seq in 8..=9 {
-        let m = sub.next().await.expect("open").expect("message");
-        assert_eq!(m.seq, seq);
-        m.ack();
-    }
-    sub.close().await;
-
-    server.disconnect();
-    let failed = c.publish("alerts.10", "while disconnected").await;
-    assert_eq!(
-        failed.expect_err("no server").kind(),
-        ErrorKind::DeadlineExceeded
-    );
-    server.reconnect();
-    c.shutdown().await;
-    c
-}
-
 fn subscription(kvs: &[(&str, &str)]) -> Attributes {
     let mut a = attrs(&[
         (names::MESSAGING_SYSTEM, "nats"),
-        (names::MESSAGING_DESTINATION_NAME, "SCRIPT"),
+        (names::MESSAGING_DESTINATION_NAME, STREAM),
         (names::MESSAGING_CONSUMER_GROUP_NAME, CONSUMER),
     ]);
     a.extend(attrs(kvs));
     a
 }
 
+/// The connection status gauge's points: 1 for `current`, 0 for the other two states.
+fn connection_status(current: &str) -> BTreeMap<Attributes, i64> {
+    [
+        names::STATE_CONNECTED,
+        names::STATE_DISCONNECTED,
+        names::STATE_SHUT_DOWN,
+    ]
+    .into_iter()
+    .map(|state| {
+        let point = attrs(&[
+            (names::MESSAGING_SYSTEM, "nats"),
+            (names::CONNECTION_STATE, state),
+        ]);
+        (point, i64::from(state == current))
+    })
+    .collect()
+}
+
 fn kind(kind: &str, stream: bool, consumer: bool) -> Attributes {
     let mut a = attrs(&[(names::MESSAGING_SYSTEM, "nats"), (names::EVENT_KIND, kind)]);
     if stream {
-        a.extend(attrs(&[(names::MESSAGING_DESTINATION_NAME, "SCRIPT")]));
+        a.extend(attrs(&[(names::MESSAGING_DESTINATION_NAME, STREAM)]));
     }
     if consumer {
         a.extend(attrs(&[(names::MESSAGING_CONSUMER_GROUP_NAME, CONSUMER)]));
@@ -289,7 +223,7 @@ async fn a_scripted_run_exports_exact_instruments_values_and_attributes() {
         let mut a = attrs(&[
             (names::MESSAGING_SYSTEM, "nats"),
             (names::MESSAGING_OPERATION_NAME, "publish"),
-            (names::MESSAGING_DESTINATION_NAME, "SCRIPT"),
+            (names::MESSAGING_DESTINATION_NAME, STREAM),
         ]);
         a.extend(attrs(extra));
         a
@@ -336,19 +270,9 @@ async fn a_scripted_run_exports_exact_instruments_values_and_attributes() {
     assert_eq!(replays.len(), 1);
     assert_eq!(replays[&subscription(&[])].0, 2, "two replays");
 
-    let state = |s: &str| {
-        attrs(&[
-            (names::MESSAGING_SYSTEM, "nats"),
-            (names::CONNECTION_STATE, s),
-        ])
-    };
     assert_eq!(
         m.gauge(names::CONNECTION_STATUS),
-        BTreeMap::from([
-            (state("connected"), 0),
-            (state("disconnected"), 0),
-            (state("shut_down"), 1),
-        ])
+        connection_status(names::STATE_SHUT_DOWN)
     );
 
     let mut events = m.counter(names::COORDINATOR_EVENTS);
@@ -356,24 +280,27 @@ async fn a_scripted_run_exports_exact_instruments_values_and_attributes() {
         .remove(&kind("publish_failed", true, false))
         .expect("publish failures");
     assert!(publish_failed >= 2, "retries, then the final failure");
-    assert_eq!(
-        events,
-        BTreeMap::from([
-            (kind("connected", false, false), 1),
-            (kind("stream_ready", true, false), 1),
-            (kind("subscribed", true, true), 2),
-            (kind("consumer_deleted", true, true), 1),
-            (kind("resubscribing", true, true), 1),
-            (kind("consumer_recreated", true, true), 1),
-            (kind("replay_started", true, true), 2),
-            (kind("replay_completed", true, true), 2),
-            (kind("events_lost", true, true), 1),
-            (kind("unsubscribed", true, true), 2),
-            (kind("disconnected", false, false), 1),
-            (kind("reconnected", false, false), 1),
-            (kind("shutdown", true, false), 1),
-        ])
-    );
+    // Connection events carry neither stream nor consumer, stream events the stream only,
+    // subscription events both.
+    let connection_kinds = [("connected", 1), ("disconnected", 1), ("reconnected", 1)];
+    let stream_kinds = [("stream_ready", 1), ("shutdown", 1)];
+    let subscription_kinds = [
+        ("subscribed", 2),
+        ("consumer_deleted", 1),
+        ("resubscribing", 1),
+        ("consumer_recreated", 1),
+        ("replay_started", 2),
+        ("replay_completed", 2),
+        ("events_lost", 1),
+        ("unsubscribed", 2),
+    ];
+    let expected: BTreeMap<Attributes, u64> = connection_kinds
+        .map(|(name, n)| (kind(name, false, false), n))
+        .into_iter()
+        .chain(stream_kinds.map(|(name, n)| (kind(name, true, false), n)))
+        .chain(subscription_kinds.map(|(name, n)| (kind(name, true, true), n)))
+        .collect();
+    assert_eq!(events, expected);
     // Never a subject or a sequence in a metric attribute.
     for metric in m.all() {
         let text = format!("{:?}", metric.data());
@@ -400,17 +327,11 @@ fn string(value: &str) -> AnyValue {
 #[tokio::test]
 async fn each_state_change_is_one_log_record_named_for_its_event() {
     let telemetry = Telemetry::new();
-    let recorder = Recorder::default();
+    // The state changes (every kind but the per-message ones): the reference for the records.
+    let recorder = RecordingReporter::new();
     script((telemetry.reporter(), recorder.clone())).await;
 
-    let events: Vec<CoordinatorEvent> = recorder
-        .0
-        .lock()
-        .expect("recorder")
-        .iter()
-        .filter(|e| !e.kind().is_per_message())
-        .cloned()
-        .collect();
+    let events = recorder.events();
     let records = telemetry.records();
     assert_eq!(records.len(), events.len());
     for (record, event) in records.iter().zip(&events) {
@@ -449,7 +370,7 @@ async fn each_state_change_is_one_log_record_named_for_its_event() {
     assert_eq!(lost.severity_number(), Some(Severity::Error));
     assert_eq!(
         attribute(lost, names::MESSAGING_DESTINATION_NAME),
-        Some(&string("SCRIPT"))
+        Some(&string(STREAM))
     );
     assert_eq!(
         attribute(lost, names::MESSAGING_CONSUMER_GROUP_NAME),
@@ -598,19 +519,9 @@ async fn a_scripted_sequence_feeds_every_instrument() {
     assert_eq!((count, sum), (1, 0.7));
     let (count, sum, _) = m.histogram(names::REPLAY_DURATION)[&group].clone();
     assert_eq!((count, sum), (1, 0.03));
-    let state = |s: &str| {
-        attrs(&[
-            (names::MESSAGING_SYSTEM, "nats"),
-            (names::CONNECTION_STATE, s),
-        ])
-    };
     assert_eq!(
         m.gauge(names::CONNECTION_STATUS),
-        BTreeMap::from([
-            (state("connected"), 0),
-            (state("disconnected"), 1),
-            (state("shut_down"), 0),
-        ])
+        connection_status(names::STATE_DISCONNECTED)
     );
     let events = m.counter(names::COORDINATOR_EVENTS);
     assert_eq!(events[&kind_of("heartbeat_missed", &group)], 2);
@@ -712,7 +623,7 @@ async fn a_panicking_logger_is_counted_and_the_metrics_go_on() {
     let telemetry = Telemetry::new();
     let reporter = OtelReporter::new(&telemetry.meters.meter_with_scope(herald_otel::scope()))
         .with_logger(PanickingLogger);
-    let recorder = Recorder::default();
+    let recorder = RecordingReporter::everything();
     let c = script((reporter.clone(), recorder.clone())).await;
 
     let stats = reporter.stats();
@@ -729,7 +640,7 @@ async fn a_panicking_logger_is_counted_and_the_metrics_go_on() {
             .sum::<u64>(),
         3
     );
-    assert!(recorder.0.lock().expect("recorder").len() as u64 > stats.state_changes);
+    assert!(recorder.events().len() as u64 > stats.state_changes);
 }
 
 #[tokio::test]
@@ -756,148 +667,11 @@ async fn providers_that_have_shut_down_never_stop_the_coordinator() {
         .is_empty());
 }
 
-/// One event of every kind.
-fn one_of_each() -> Vec<CoordinatorEvent> {
-    let s = || -> Arc<str> { "S".into() };
-    let c = || -> Arc<str> { "n-c".into() };
-    let server = || -> Arc<str> { "nats://127.0.0.1:4222".into() };
-    let ms = Duration::from_millis;
-    vec![
-        CoordinatorEvent::Connected { server: server() },
-        CoordinatorEvent::Disconnected {
-            server: server(),
-            cause: "io error".into(),
-        },
-        CoordinatorEvent::Reconnecting {
-            attempt: 2,
-            delay: ms(250),
-        },
-        CoordinatorEvent::Reconnected {
-            server: server(),
-            downtime: ms(1500),
-        },
-        CoordinatorEvent::LameDuck { server: server() },
-        CoordinatorEvent::SlowConsumer { sid: 7 },
-        CoordinatorEvent::ServerError {
-            message: "authorization violation".into(),
-        },
-        CoordinatorEvent::StreamReady {
-            stream: s(),
-            created: false,
-            max_age: ms(60_000),
-            max_msgs: Some(1000),
-            max_bytes: None,
-            first_seq: 3,
-            last_seq: 9,
-        },
-        CoordinatorEvent::Subscribed {
-            stream: s(),
-            consumer: c(),
-            filter: "S.alerts.>".into(),
-            start: StartPosition::Sequence(5),
-            checkpoint: None,
-        },
-        CoordinatorEvent::HeartbeatMissed {
-            stream: s(),
-            consumer: c(),
-            missed: 2,
-        },
-        CoordinatorEvent::ConsumerDeleted {
-            stream: s(),
-            consumer: c(),
-        },
-        CoordinatorEvent::Resubscribing {
-            stream: s(),
-            consumer: c(),
-            attempt: 3,
-            delay: ms(400),
-            cause: ResubscribeCause::SequenceGap {
-                expected: 4,
-                received: 9,
-            },
-        },
-        CoordinatorEvent::ConsumerRecreated {
-            stream: s(),
-            consumer: c(),
-            resume_from: 12,
-        },
-        CoordinatorEvent::ReplayStarted {
-            stream: s(),
-            consumer: c(),
-            from: 12,
-            to: 20,
-        },
-        CoordinatorEvent::ReplayCompleted {
-            stream: s(),
-            consumer: c(),
-            events: 9,
-            elapsed: ms(2),
-        },
-        CoordinatorEvent::EventsLost {
-            stream: s(),
-            consumer: c(),
-            first: 10,
-            last: 11,
-        },
-        CoordinatorEvent::StreamReset {
-            stream: s(),
-            consumer: c(),
-            position: 40,
-            last_seq: 2,
-        },
-        CoordinatorEvent::CheckpointSaved {
-            stream: s(),
-            consumer: c(),
-            seq: 20,
-        },
-        CoordinatorEvent::CheckpointFailed {
-            stream: s(),
-            consumer: c(),
-            seq: 21,
-            error: "disk full".into(),
-        },
-        CoordinatorEvent::Unsubscribed {
-            stream: s(),
-            consumer: c(),
-            last_processed: 21,
-        },
-        CoordinatorEvent::Published {
-            stream: s(),
-            subject: "S.alerts.1".into(),
-            seq: 22,
-            duplicate: true,
-        },
-        CoordinatorEvent::PublishFailed {
-            stream: s(),
-            subject: "S.alerts.1".into(),
-            attempt: 1,
-            will_retry: true,
-            error: "timed out".into(),
-        },
-        CoordinatorEvent::Delivered {
-            stream: s(),
-            consumer: c(),
-            seq: 22,
-        },
-        CoordinatorEvent::DecodeFailed {
-            stream: s(),
-            consumer: c(),
-            seq: 23,
-            error: "expected value".into(),
-        },
-        CoordinatorEvent::Shutdown {
-            stream: s(),
-            subscriptions: 1,
-        },
-    ]
-}
-
 #[test]
 fn every_state_change_kind_is_a_record_with_its_own_attributes() {
-    let events = one_of_each();
-    let mut covered: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
-    covered.sort();
-    assert_eq!(covered, EventKind::ALL, "one_of_each misses a kind");
+    let events = sample_events();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds, EventKind::ALL);
 
     let telemetry = Telemetry::new();
     let reporter = telemetry.reporter();
