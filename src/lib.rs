@@ -48,6 +48,7 @@ mod backend;
 mod backoff;
 mod checkpoint;
 mod coordinator;
+mod deadline;
 mod emitter;
 mod error;
 mod event;

@@ -78,8 +78,13 @@ impl<R> CoordinatorState<R> {
         Ok(signals)
     }
 
-    pub(crate) fn unregister(&self, consumer: &str) {
-        self.subscriptions.lock().remove(consumer);
+    /// Gives a consumer name back, if `signals` still holds it (a newer subscription may have
+    /// claimed the name since).
+    pub(crate) fn unregister(&self, consumer: &str, signals: &Arc<Signals>) {
+        let mut subs = self.subscriptions.lock();
+        if subs.get(consumer).is_some_and(|s| Arc::ptr_eq(s, signals)) {
+            subs.remove(consumer);
+        }
     }
 
     /// Creates the stream again after a call found it missing, and returns its (empty) bounds.

@@ -5,9 +5,11 @@
 //! through the [`CheckpointStore`] after `every` acknowledgements or at least every `interval`
 //! while some are unsaved, and once more when the subscription closes.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use futures::FutureExt;
 use tokio::sync::Notify;
 
 use crate::checkpoint::{CheckpointKey, CheckpointPolicy, CheckpointStore};
@@ -99,9 +101,39 @@ impl Acks {
     }
 }
 
+/// Runs [`run`] and reports `CheckpointFailed` if it ever dies (a panicking store): a
+/// subscription whose checkpoints stopped must not be silent about it.
+pub(crate) async fn supervise<R: Reporter>(
+    acks: Arc<Acks>,
+    store: Arc<dyn CheckpointStore>,
+    key: CheckpointKey,
+    names: Names,
+    policy: CheckpointPolicy,
+    emitter: Arc<Emitter<R>>,
+) {
+    let saver = run(
+        acks.clone(),
+        store,
+        key,
+        names.clone(),
+        policy,
+        emitter.clone(),
+    );
+    if AssertUnwindSafe(saver).catch_unwind().await.is_err() {
+        emit_for!(
+            emitter,
+            names,
+            CheckpointFailed {
+                seq: acks.saveable(),
+                error: "the checkpoint task panicked: no further checkpoint is saved".into(),
+            }
+        );
+    }
+}
+
 /// Saves `acks` through `store` until the subscription closes. Reports `CheckpointSaved` and
 /// `CheckpointFailed`; a failed save is retried at the next batch and never moves `saved`.
-pub(crate) async fn run<R: Reporter>(
+async fn run<R: Reporter>(
     acks: Arc<Acks>,
     store: Arc<dyn CheckpointStore>,
     key: CheckpointKey,

@@ -8,12 +8,12 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 
 use crate::backend::memory::MemoryServer;
 use crate::backend::{Backend, Outgoing, PublishAck};
+use crate::deadline;
 use crate::emitter::emit;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reporter::{NullReporter, Reporter};
@@ -187,7 +187,7 @@ impl<R: Reporter> Coordinator<R> {
         msg_id: Option<&str>,
     ) -> Result<PublishAck> {
         let state = &*self.state;
-        let deadline = Instant::now() + state.config.publish_deadline;
+        let deadline = deadline::after(state.config.publish_deadline);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -217,7 +217,7 @@ impl<R: Reporter> Coordinator<R> {
                     let missing = error.kind() == ErrorKind::StreamNotFound;
                     let delay = state.config.backoff.delay(attempt);
                     let will_retry =
-                        error.is_transient() && (missing || Instant::now() + delay < deadline);
+                        error.is_transient() && (missing || deadline::after(delay) < deadline);
                     emit!(
                         state.emitter,
                         PublishFailed {

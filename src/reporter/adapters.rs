@@ -2,6 +2,8 @@
 //! ([`ReporterExt::only`]).
 
 use crate::event::{CoordinatorEvent, EventKind};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
 use crate::reporter::contract::Reporter;
 
 macro_rules! tuple_reporter {
@@ -14,10 +16,25 @@ macro_rules! tuple_reporter {
                 $(self.$idx.interest(kind))||+
             }
 
+            /// A member that panics does not starve the members after it: every member is
+            /// given the event, then the first panic goes on to the coordinator, which counts it.
             #[inline]
             fn report(&self, event: &CoordinatorEvent) {
                 let kind = event.kind();
-                $(if self.$idx.interest(kind) { self.$idx.report(event); })+
+                let mut panicked = None;
+                $(
+                    let member = AssertUnwindSafe(|| {
+                        if self.$idx.interest(kind) {
+                            self.$idx.report(event);
+                        }
+                    });
+                    if let Err(payload) = catch_unwind(member) {
+                        panicked.get_or_insert(payload);
+                    }
+                )+
+                if let Some(payload) = panicked {
+                    resume_unwind(payload);
+                }
             }
         }
     };
@@ -187,5 +204,17 @@ mod tests {
         assert!(r.interest(EventKind::Connected));
         assert!(!boxed.interest(EventKind::Connected));
         r.report(&lost());
+    }
+
+    #[test]
+    fn a_panicking_member_does_not_starve_the_members_after_it() {
+        let after = Arc::new(Recorder::default());
+        let fan = (
+            crate::reporter::adapters::from_fn(|_| panic!("first member bug")),
+            after.clone(),
+        );
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| fan.report(&lost())));
+        assert!(result.is_err(), "the panic reaches the coordinator, which counts it");
+        assert_eq!(*after.seen.lock(), vec![EventKind::EventsLost]);
     }
 }

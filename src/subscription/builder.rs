@@ -14,7 +14,7 @@ use crate::emitter::{emit, emit_for, Names};
 use crate::error::{Error, ErrorKind, Result};
 use crate::position::StartPosition;
 use crate::reporter::{NullReporter, Reporter};
-use crate::state::CoordinatorState;
+use crate::state::{CoordinatorState, Signals};
 use crate::subscription::resume::{initial_cursor, open_consumer, Resume};
 use crate::subscription::Subscription;
 
@@ -139,7 +139,20 @@ async fn subscribe<R: Reporter>(
         durable: durable.into(),
         filter: full_filter.clone(),
     };
+    if options.policy.interval.is_zero() {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            "the checkpoint interval must be greater than zero",
+        ));
+    }
     let signals = state.register(names.consumer.clone())?;
+    // Gives the name back unless subscribing completes: on an error, and when the caller drops
+    // this future (a timeout around `subscribe`).
+    let claim = Claim {
+        state: &state,
+        consumer: &names.consumer,
+        signals: &signals,
+    };
 
     // A corrupt or foreign checkpoint ends the subscribe: never guess where to start.
     let checkpoint = match options.store.load(&key).await {
@@ -153,7 +166,6 @@ async fn subscribe<R: Reporter>(
                     error: error.to_string().into(),
                 }
             );
-            state.unregister(&names.consumer);
             return Err(error);
         }
     };
@@ -179,18 +191,12 @@ async fn subscribe<R: Reporter>(
         high_water,
     )
     .await;
-    let resumed = match opened {
-        Ok(r) => r,
-        Err(e) => {
-            state.unregister(&names.consumer);
-            return Err(e);
-        }
-    };
+    let resumed = opened?;
 
     // Only a subscription that resumes from its checkpoint inherits it; any other start
     // position begins a new history that the first acknowledgement overwrites.
     let acks = Arc::new(Acks::new(high_water, options.policy.every));
-    let checkpointer = tokio::spawn(progress::run(
+    let checkpointer = tokio::spawn(progress::supervise(
         acks.clone(),
         options.store.clone(),
         key,
@@ -208,6 +214,7 @@ async fn subscribe<R: Reporter>(
             checkpoint,
         }
     );
+    std::mem::forget(claim);
     let covers_stream = &*filter == ">";
     let resume = Resume::new(
         state,
@@ -220,6 +227,19 @@ async fn subscribe<R: Reporter>(
         resumed,
     );
     Ok(Subscription::new(resume, checkpointer))
+}
+
+/// A consumer name claimed by a subscribe in progress; dropped, it gives the name back.
+struct Claim<'a, R> {
+    state: &'a CoordinatorState<R>,
+    consumer: &'a str,
+    signals: &'a Arc<Signals>,
+}
+
+impl<R> Drop for Claim<'_, R> {
+    fn drop(&mut self) {
+        self.state.unregister(self.consumer, self.signals);
+    }
 }
 
 /// A stable, dependency-free 32-bit hash for default durable names.

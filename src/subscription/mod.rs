@@ -123,9 +123,13 @@ impl<R: Reporter> Subscription<R> {
         self.report_unsubscribed();
     }
 
-    fn report_unsubscribed(&self) {
+    fn report_unsubscribed(&mut self) {
+        // A replay the application finished is reported complete before the end.
+        self.resume.report_replay_done();
         let resume = &self.resume;
-        resume.state.unregister(&resume.names.consumer);
+        resume
+            .state
+            .unregister(&resume.names.consumer, &resume.signals);
         let last_processed = resume.acks.acked();
         emit_for!(
             resume.state.emitter,

@@ -44,6 +44,13 @@ struct Replay {
     events: u64,
 }
 
+impl Replay {
+    /// Time from the first replayed message to now.
+    fn elapsed(&self) -> std::time::Duration {
+        self.started.map(|t| t.elapsed()).unwrap_or_default()
+    }
+}
+
 /// The outcome of a successful (re)subscribe.
 pub(super) struct Resumed {
     consumer: Consumer,
@@ -97,7 +104,7 @@ enum Phase {
 /// One subscription's position and the consumer that serves it: the resume algorithm's state.
 pub(super) struct Resume<R> {
     pub(super) state: Arc<CoordinatorState<R>>,
-    signals: Arc<Signals>,
+    pub(super) signals: Arc<Signals>,
     pub(super) names: Names,
     pub(super) spec: ConsumerSpec,
     pub(super) acks: Arc<Acks>,
@@ -111,8 +118,15 @@ pub(super) struct Resume<R> {
     covers_stream: bool,
     expected_consumer_seq: u64,
     missed_heartbeats: u32,
+    /// When the last heartbeat was missed: misses further apart are not consecutive.
+    last_miss: Option<Instant>,
     attempt: u32,
+    /// When the current consumer started streaming: one that lived a while resets `attempt`.
+    streaming_since: Option<Instant>,
     replay: Option<Replay>,
+    /// A replay whose last message was yielded: `ReplayCompleted { events, elapsed }` is
+    /// reported when the application asks for the next message, so it has every replayed one.
+    replay_done: Option<(u64, std::time::Duration)>,
     key_offset: usize,
 }
 
@@ -141,8 +155,11 @@ impl<R: Reporter> Resume<R> {
             covers_stream,
             expected_consumer_seq: 1,
             missed_heartbeats: 0,
+            last_miss: None,
             attempt: 0,
+            streaming_since: None,
             replay: None,
+            replay_done: None,
         };
         resume.on_resumed(resumed);
         resume
@@ -183,15 +200,29 @@ impl<R: Reporter> Resume<R> {
             self.cursor = Some(last);
         }
         let from = self.cursor.map(|c| c + 1);
-        self.replay = (bounds.last >= from.unwrap_or(bounds.first) && bounds.last >= bounds.first)
-            .then_some(Replay {
+        let pending = bounds.last >= from.unwrap_or(bounds.first) && bounds.last >= bounds.first;
+        self.replay = match self.replay.filter(|r| r.started.is_some()) {
+            // A replay a resubscribe interrupted goes on to the new end of the stream: one
+            // `ReplayStarted`, one `ReplayCompleted`.
+            Some(started) if pending => Some(Replay {
+                to: bounds.last.max(started.to),
+                ..started
+            }),
+            Some(started) => {
+                self.replay_done = Some((started.events, started.elapsed()));
+                None
+            }
+            None => pending.then_some(Replay {
                 from,
                 to: bounds.last,
                 started: None,
                 events: 0,
-            });
+            }),
+        };
         self.expected_consumer_seq = 1;
         self.missed_heartbeats = 0;
+        self.last_miss = None;
+        self.streaming_since = Some(Instant::now());
         // This consumer was made after any reconnect already signalled.
         self.signals.clear_reconnected();
         self.phase = Phase::Streaming(consumer);
@@ -203,6 +234,15 @@ impl<R: Reporter> Resume<R> {
 
     /// Starts recreating the consumer; `cause` is only built when the event is wanted.
     fn resubscribe(&mut self, cause: impl FnOnce() -> ResubscribeCause) {
+        // A consumer that streamed for two heartbeats worked: back off from the start again.
+        let healthy = self.spec.heartbeat.saturating_mul(2);
+        if self
+            .streaming_since
+            .take()
+            .is_some_and(|t| t.elapsed() >= healthy)
+        {
+            self.attempt = 0;
+        }
         self.attempt += 1;
         let delay = self.state.config.backoff.delay(self.attempt);
         let attempt = self.attempt;
@@ -277,22 +317,33 @@ impl<R: Reporter> Resume<R> {
         // Done at `to`, when nothing matching is left, or when a message beyond it arrives.
         let done = !replayed || seq >= replay.to || pending == 0;
         self.replay = (!done).then_some(replay);
-        if let (true, Some(started)) = (done, replay.started) {
+        if let (true, Some(_)) = (done, replay.started) {
+            self.replay_done = Some((replay.events, replay.elapsed()));
+        }
+        replayed
+    }
+
+    /// Reports the `ReplayCompleted` of a replay whose last message the application has taken.
+    pub(super) fn report_replay_done(&mut self) {
+        if let Some((events, elapsed)) = self.replay_done.take() {
             emit_for!(
                 self.state.emitter,
                 self.names,
-                ReplayCompleted {
-                    events: replay.events,
-                    elapsed: started.elapsed(),
-                }
+                ReplayCompleted { events, elapsed }
             );
         }
-        replayed
     }
 
     fn on_fault(&mut self, fault: Fault) {
         match fault {
             Fault::HeartbeatMissed => {
+                // Misses are consecutive when the next comes within the detection interval
+                // (two heartbeats) plus one heartbeat of slack; anything else started over.
+                let window = self.spec.heartbeat.saturating_mul(3);
+                if self.last_miss.is_some_and(|t| t.elapsed() > window) {
+                    self.missed_heartbeats = 0;
+                }
+                self.last_miss = Some(Instant::now());
                 self.missed_heartbeats += 1;
                 let missed = self.missed_heartbeats;
                 emit_for!(self.state.emitter, self.names, HeartbeatMissed { missed });
@@ -318,6 +369,7 @@ impl<R: Reporter> Resume<R> {
         cx: &mut Context<'_>,
     ) -> Poll<std::result::Result<Message, Option<Error>>> {
         self.signals.register(cx.waker());
+        self.report_replay_done();
         loop {
             if self.signals.is_closed() && !self.is_done() {
                 return Poll::Ready(Err(self.signals.is_shutdown().then(Error::shutdown)));
@@ -338,7 +390,10 @@ impl<R: Reporter> Resume<R> {
                 Phase::Resubscribing(future) => match future.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(resumed)) => {
-                        let resume_from = self.cursor.map_or(0, |c| c + 1);
+                        // The first sequence the new consumer can deliver.
+                        let resume_from = resumed
+                            .cursor
+                            .map_or(resumed.bounds.first, |c| (c + 1).max(resumed.bounds.first));
                         emit_for!(
                             self.state.emitter,
                             self.names,

@@ -92,10 +92,10 @@ impl MemoryConsumer {
             // A frozen server sends nothing; the client notices after two heartbeats.
             state.wakers.insert(self.id, cx.waker().clone());
             drop(state);
-            let every = self.heartbeat * 2;
+            let every = self.heartbeat.saturating_mul(2);
             let timer = self.missed_timer.get_or_insert_with(|| {
                 Box::pin(tokio::time::sleep_until(
-                    (Instant::now() + every).min(until),
+                    crate::deadline::after(every).min(until),
                 ))
             });
             if timer.as_mut().poll(cx).is_pending() {
@@ -103,7 +103,9 @@ impl MemoryConsumer {
             }
             let now = Instant::now();
             if now < until {
-                timer.as_mut().reset((now + every).min(until));
+                timer
+                    .as_mut()
+                    .reset(crate::deadline::after_from(now, every).min(until));
                 let _ = timer.as_mut().poll(cx);
                 return Poll::Ready(ConsumerItem::Fault(Fault::HeartbeatMissed));
             }

@@ -3,8 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use tokio::time::Instant;
-
 use crate::backend::seam::ConnectionChange;
 
 use crate::backend::memory::server::{MemoryServer, MEMORY_SERVER_NAME};
@@ -91,7 +89,7 @@ impl MemoryServer {
     pub fn stop_heartbeats(&self, stream: &str, duration: Duration) {
         if let Some(stream) = self.stream(stream) {
             let mut state = stream.state.lock();
-            state.frozen_until = Some(Instant::now() + duration);
+            state.frozen_until = Some(crate::deadline::after(duration));
             state.wake_all();
         }
     }

@@ -38,7 +38,7 @@ impl fmt::Debug for NatsConsumer {
 
 impl NatsConsumer {
     fn reset_idle(&mut self) {
-        let next = tokio::time::Instant::now() + self.idle_after;
+        let next = crate::deadline::after(self.idle_after);
         self.idle.as_mut().reset(next);
     }
 

@@ -287,7 +287,10 @@ impl NatsBackend {
             deliver_policy,
             ack_policy: jetstream::consumer::AckPolicy::None,
             // A consumer left behind by a crashed process disappears by itself.
-            inactive_threshold: (spec.heartbeat * 12).max(Duration::from_secs(30)),
+            inactive_threshold: spec
+                .heartbeat
+                .saturating_mul(12)
+                .max(Duration::from_secs(30)),
             // Herald owns the position, so the server keeps no consumer state on disk: creating
             // and deleting are cheaper, and a same-name consumer recreated while the old one's
             // files are being removed cannot trip over them (nats-server 2.9 error 10051).
@@ -302,7 +305,11 @@ impl NatsBackend {
         let messages = consumer
             .stream()
             .heartbeat(spec.heartbeat)
-            .expires((spec.heartbeat * 6).max(Duration::from_secs(30)))
+            .expires(
+                spec.heartbeat
+                    .saturating_mul(6)
+                    .max(Duration::from_secs(30)),
+            )
             .max_messages_per_batch(500)
             .messages()
             .await
@@ -318,8 +325,8 @@ impl NatsBackend {
             ended: false,
             handle: consumer,
             last_seq: 0,
-            idle_after: spec.heartbeat * 6,
-            idle: Box::pin(tokio::time::sleep(spec.heartbeat * 6)),
+            idle_after: spec.heartbeat.saturating_mul(6),
+            idle: Box::pin(tokio::time::sleep(spec.heartbeat.saturating_mul(6))),
             check: None,
         })
     }
