@@ -108,10 +108,22 @@ pub(crate) enum Fault {
     Other(Error),
 }
 
+/// What a consumer yields: a message, a fault, or news about the stream positions it passed.
 #[derive(Debug)]
 pub(crate) enum ConsumerItem {
     Message(RawMessage),
     Fault(Fault),
+    /// Retention removed messages this consumer had not delivered, within `first..=last`:
+    /// the range could have held matching messages (on the embedded backend: it did).
+    Lost {
+        first: u64,
+        last: u64,
+    },
+    /// The consumer has delivered everything matching up to stream sequence `scanned` and
+    /// nothing is pending: a filtered subscription's position may move there.
+    Idle {
+        scanned: u64,
+    },
 }
 
 /// A change of connection state, as the backend sees it.

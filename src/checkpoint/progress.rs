@@ -80,6 +80,19 @@ impl Acks {
         }
     }
 
+    /// Moves the acknowledged mark from `from` to `to` when it is exactly at `from`: the
+    /// application acknowledged everything it was given, and nothing matching lies between.
+    pub(crate) fn advance_idle(&self, from: u64, to: u64) {
+        if to > from
+            && self
+                .acked
+                .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.wake.notify_one();
+        }
+    }
+
     pub(crate) fn acked(&self) -> u64 {
         self.acked.load(Ordering::Acquire)
     }

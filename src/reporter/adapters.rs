@@ -214,7 +214,10 @@ mod tests {
             after.clone(),
         );
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| fan.report(&lost())));
-        assert!(result.is_err(), "the panic reaches the coordinator, which counts it");
+        assert!(
+            result.is_err(),
+            "the panic reaches the coordinator, which counts it"
+        );
         assert_eq!(*after.seen.lock(), vec![EventKind::EventsLost]);
     }
 }

@@ -127,6 +127,8 @@ pub(super) struct Resume<R> {
     /// A replay whose last message was yielded: `ReplayCompleted { events, elapsed }` is
     /// reported when the application asks for the next message, so it has every replayed one.
     replay_done: Option<(u64, std::time::Duration)>,
+    /// The last sequence handed to the application (or the position it started from).
+    last_yielded: u64,
     key_offset: usize,
 }
 
@@ -160,6 +162,7 @@ impl<R: Reporter> Resume<R> {
             streaming_since: None,
             replay: None,
             replay_done: None,
+            last_yielded: high_water,
         };
         resume.on_resumed(resumed);
         resume
@@ -192,6 +195,7 @@ impl<R: Reporter> Resume<R> {
                 }
             );
             self.high_water = 0;
+            self.last_yielded = 0;
             self.acks.reset();
         }
         self.cursor = cursor;
@@ -287,6 +291,7 @@ impl<R: Reporter> Resume<R> {
         let replayed = self.track_replay(raw.seq, raw.pending);
 
         let seq = raw.seq;
+        self.last_yielded = seq;
         emit_for!(self.state.emitter, self.names, Delivered { seq });
         Some(Message {
             seq,
@@ -321,6 +326,31 @@ impl<R: Reporter> Resume<R> {
             self.replay_done = Some((replay.events, replay.elapsed()));
         }
         replayed
+    }
+
+    /// The backend saw retention remove messages in `first..=last` that this consumer had not
+    /// delivered: report what lies beyond the cursor, once.
+    fn on_lost(&mut self, first: u64, last: u64) {
+        let first = self.cursor.map_or(first, |c| first.max(c + 1));
+        if first <= last {
+            self.report_lost(first, last);
+            self.cursor = Some(last);
+        }
+    }
+
+    /// The consumer delivered every match up to `scanned` and nothing is pending: the position
+    /// moves there, so a later resume does not call the skipped non-matching range lost; and
+    /// when the application acknowledged everything it was given, so does the checkpoint.
+    fn on_idle(&mut self, scanned: u64) {
+        if self.cursor.is_some_and(|c| c >= scanned) {
+            return;
+        }
+        self.cursor = Some(scanned);
+        self.high_water = self.high_water.max(scanned);
+        self.acks.advance_idle(self.last_yielded, scanned);
+        if let Some(replay) = self.replay.take().filter(|r| r.started.is_some()) {
+            self.replay_done = Some((replay.events, replay.elapsed()));
+        }
     }
 
     /// Reports the `ReplayCompleted` of a replay whose last message the application has taken.
@@ -386,6 +416,8 @@ impl<R: Reporter> Resume<R> {
                         }
                     }
                     Poll::Ready(ConsumerItem::Fault(fault)) => self.on_fault(fault),
+                    Poll::Ready(ConsumerItem::Lost { first, last }) => self.on_lost(first, last),
+                    Poll::Ready(ConsumerItem::Idle { scanned }) => self.on_idle(scanned),
                 },
                 Phase::Resubscribing(future) => match future.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::{Instant, Sleep};
 
 use crate::backend::seam::{ConsumerItem, ConsumerSpec, Fault, RawMessage};
+use crate::error::{Error, ErrorKind};
 
 use crate::backend::memory::server::MemoryServer;
 use crate::backend::memory::stream::MemoryStream;
@@ -22,7 +23,11 @@ pub(crate) struct MemoryConsumer {
     filter: Arc<str>,
     id: u64,
     next_seq: u64,
+    /// The stream sequence delivery has been decided up to (delivered, or passed over).
+    scanned: u64,
     consumer_seq: u64,
+    /// The consumer sequence of the last message that reached the client.
+    received: u64,
     heartbeat: Duration,
     /// Armed while the server is frozen: fires every two heartbeats with `HeartbeatMissed`.
     missed_timer: Option<Pin<Box<Sleep>>>,
@@ -56,7 +61,9 @@ impl MemoryConsumer {
             filter: spec.filter.clone(),
             id,
             next_seq,
+            scanned: next_seq.saturating_sub(1),
             consumer_seq: 0,
+            received: 0,
             heartbeat: spec.heartbeat,
             missed_timer: None,
             disconnected_reported: false,
@@ -114,8 +121,16 @@ impl MemoryConsumer {
         }
         self.missed_timer = None;
         state.apply_max_age(SystemTime::now());
-        // Messages removed by retention are skipped, as a server does.
-        let next = self.next_seq.max(state.first_seq);
+        // Messages removed by retention are skipped, as a server does; the matching ones are
+        // reported lost first.
+        if self.next_seq < state.first_seq {
+            let lost = state.removed_matching(self.next_seq, &self.filter);
+            self.next_seq = state.first_seq;
+            if let Some((first, last)) = lost {
+                return Poll::Ready(ConsumerItem::Lost { first, last });
+            }
+        }
+        let next = self.next_seq;
         let mut found = state.find(next, &self.filter);
         while let (Some(index), true) = (found, state.drop_deliveries > 0) {
             state.drop_deliveries -= 1;
@@ -129,7 +144,9 @@ impl MemoryConsumer {
                 let m = &state.messages[index];
                 let pending = u64::from(state.find(m.seq + 1, &self.filter).is_some());
                 self.next_seq = m.seq + 1;
+                self.scanned = m.seq;
                 self.consumer_seq += 1;
+                self.received = self.consumer_seq;
                 coop.made_progress();
                 Poll::Ready(ConsumerItem::Message(RawMessage {
                     seq: m.seq,
@@ -143,6 +160,25 @@ impl MemoryConsumer {
             None => {
                 self.next_seq = state.last_seq + 1;
                 state.wakers.insert(self.id, cx.waker().clone());
+                if self.consumer_seq > self.received {
+                    // Deliveries lost at the tail: no later message reveals them, so say so,
+                    // as the NATS consumer's idle check does.
+                    let (delivered, received) = (self.consumer_seq, self.received);
+                    self.received = delivered;
+                    return Poll::Ready(ConsumerItem::Fault(Fault::Other(Error::new(
+                        ErrorKind::Server,
+                        format!(
+                            "the server delivered up to consumer sequence {delivered} but the client received up to {received}"
+                        ),
+                    ))));
+                }
+                if state.last_seq > self.scanned {
+                    // Caught up past messages that did not match: say how far.
+                    self.scanned = state.last_seq;
+                    return Poll::Ready(ConsumerItem::Idle {
+                        scanned: state.last_seq,
+                    });
+                }
                 Poll::Pending
             }
         }

@@ -66,6 +66,7 @@ impl MemoryStream {
                 dedupe: HashMap::new(),
                 frozen_until: None,
                 drop_deliveries: 0,
+                removed: VecDeque::new(),
             }),
         }
     }
@@ -86,7 +87,14 @@ pub(super) struct StreamState {
     pub(super) frozen_until: Option<Instant>,
     /// Deliveries to lose on the way to the client (fault injection).
     pub(super) drop_deliveries: u32,
+    /// The latest messages retention removed (sequence and subject, at most [`REMOVED_KEPT`]),
+    /// so a consumer that had not delivered them can tell whether they matched its filter.
+    pub(super) removed: VecDeque<(u64, Arc<str>)>,
 }
+
+/// How many removed messages a stream remembers; a consumer further behind reports the whole
+/// range it missed as possibly lost.
+const REMOVED_KEPT: usize = 65_536;
 
 impl StreamState {
     pub(super) fn bounds(&self) -> StreamBounds {
@@ -117,6 +125,10 @@ impl StreamState {
         if let Some(m) = self.messages.pop_front() {
             self.bytes -= stored_size(&m.subject, &m.payload);
             self.first_seq = m.seq + 1;
+            if self.removed.len() == REMOVED_KEPT {
+                self.removed.pop_front();
+            }
+            self.removed.push_back((m.seq, m.subject));
         }
     }
 
@@ -151,6 +163,21 @@ impl StreamState {
                 .map(|age| age <= window)
                 .unwrap_or(true)
         });
+    }
+
+    /// The messages matching `filter` that retention removed from `from` on: the range from
+    /// the first to the last of them, or from `from` when the stream no longer remembers that
+    /// far back.
+    pub(super) fn removed_matching(&self, from: u64, filter: &str) -> Option<(u64, u64)> {
+        let everything = filter == ">";
+        let remembered = self.removed.front().map_or(self.first_seq, |(seq, _)| *seq);
+        let mut range = (from < remembered).then(|| (from, remembered - 1));
+        for (seq, subject) in self.removed.iter().filter(|(seq, _)| *seq >= from) {
+            if everything || subject::matches(filter, subject) {
+                range = Some(range.map_or((*seq, *seq), |(first, _)| (first, *seq)));
+            }
+        }
+        range
     }
 
     /// Index in `messages` of the first message at or after `seq` that matches `filter`.

@@ -13,21 +13,45 @@ use futures::Stream as _;
 use crate::backend::seam::{ConsumerItem, Fault, RawMessage};
 use crate::error::{Error, ErrorKind};
 
+/// What the server says of a consumer when asked while idle.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Progress {
+    /// The last consumer sequence the server delivered.
+    delivered: u64,
+    /// The stream sequence the consumer has scanned to (for a filtered consumer, beyond the
+    /// last match).
+    scanned: u64,
+    /// Matching messages not yet delivered.
+    pending: u64,
+}
+
 /// A pull consumer's message stream.
 ///
 /// With `AckPolicy::None` the server never redelivers, so a message lost between server and
 /// client (a client buffer overflowing) at the tail of the stream would leave the subscription
 /// waiting forever: no later message reveals the gap. While idle, the consumer therefore asks
-/// the server every six heartbeats how far it has delivered, and reports a fault when that is
-/// beyond the last message received.
+/// the server every six heartbeats how far it has delivered (in consumer sequences, which count
+/// only this consumer's deliveries) and reports a fault when that is beyond the last message
+/// received; when nothing is lost or pending it reports how far the consumer has scanned.
+///
+/// Retention that removes matching messages before delivery shows in the server's pending
+/// count: it drops by more than the one message delivered. The removed messages lie between
+/// the previous delivery and this one (retention removes the oldest first), and that range is
+/// reported as lost. Matching messages published meanwhile raise the count again and can hide
+/// such a loss from this check.
 pub(crate) struct NatsConsumer {
     pub(super) messages: Pin<Box<consumer::pull::Stream>>,
     pub(super) ended: bool,
     pub(super) handle: consumer::PullConsumer,
     pub(super) last_seq: u64,
+    pub(super) last_consumer_seq: u64,
+    pub(super) last_pending: Option<u64>,
+    pub(super) scanned: u64,
+    /// A message held back while the loss before it is reported.
+    pub(super) held: Option<RawMessage>,
     pub(super) idle_after: Duration,
     pub(super) idle: Pin<Box<tokio::time::Sleep>>,
-    pub(super) check: Option<futures::future::BoxFuture<'static, Option<u64>>>,
+    pub(super) check: Option<futures::future::BoxFuture<'static, Option<Progress>>>,
 }
 
 impl fmt::Debug for NatsConsumer {
@@ -37,30 +61,88 @@ impl fmt::Debug for NatsConsumer {
 }
 
 impl NatsConsumer {
+    /// A consumer's stream of items; `start` is the first stream sequence it may deliver.
+    pub(super) fn new(
+        messages: consumer::pull::Stream,
+        handle: consumer::PullConsumer,
+        start: u64,
+        heartbeat: Duration,
+    ) -> Self {
+        let idle_after = heartbeat.saturating_mul(6);
+        Self {
+            messages: Box::pin(messages),
+            ended: false,
+            handle,
+            last_seq: start.saturating_sub(1),
+            last_consumer_seq: 0,
+            last_pending: None,
+            scanned: start.saturating_sub(1),
+            held: None,
+            idle_after,
+            idle: Box::pin(tokio::time::sleep_until(crate::deadline::after(idle_after))),
+            check: None,
+        }
+    }
+
     fn reset_idle(&mut self) {
         let next = crate::deadline::after(self.idle_after);
         self.idle.as_mut().reset(next);
     }
 
+    /// What an idle check found: a lost tail, or how far the consumer scanned.
+    fn checked(&mut self, progress: Progress) -> Option<ConsumerItem> {
+        if progress.delivered > self.last_consumer_seq {
+            let (delivered, received) = (progress.delivered, self.last_consumer_seq);
+            return Some(ConsumerItem::Fault(Fault::Other(Error::new(
+                ErrorKind::Server,
+                format!(
+                    "the server delivered up to consumer sequence {delivered} but the client received up to {received}"
+                ),
+            ))));
+        }
+        if progress.pending == 0 && progress.scanned > self.scanned.max(self.last_seq) {
+            self.scanned = progress.scanned;
+            return Some(ConsumerItem::Idle {
+                scanned: progress.scanned,
+            });
+        }
+        None
+    }
+
+    /// A delivered message, and the range retention removed before it if the pending count
+    /// says so (the message is then held back for the next poll).
+    fn delivered(&mut self, raw: RawMessage) -> ConsumerItem {
+        let lost = self
+            .last_pending
+            .is_some_and(|before| raw.pending.saturating_add(1) < before)
+            && raw.seq > self.last_seq + 1;
+        let (first, last) = (self.last_seq + 1, raw.seq - 1);
+        self.last_seq = raw.seq;
+        self.last_consumer_seq = raw.consumer_seq;
+        self.last_pending = Some(raw.pending);
+        if lost {
+            self.held = Some(raw);
+            return ConsumerItem::Lost { first, last };
+        }
+        ConsumerItem::Message(raw)
+    }
+
     pub(crate) fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ConsumerItem> {
         let this = self.get_mut();
+        if let Some(raw) = this.held.take() {
+            return Poll::Ready(ConsumerItem::Message(raw));
+        }
         if this.ended {
             return Poll::Pending;
         }
         use consumer::pull::MessagesErrorKind as K;
         let item = loop {
             if let Some(check) = this.check.as_mut() {
-                if let Poll::Ready(delivered) = check.as_mut().poll(cx) {
+                if let Poll::Ready(progress) = check.as_mut().poll(cx) {
                     this.check = None;
                     this.reset_idle();
-                    if let Some(delivered) = delivered.filter(|d| *d > this.last_seq) {
-                        let received = this.last_seq;
-                        return Poll::Ready(ConsumerItem::Fault(Fault::Other(Error::new(
-                            ErrorKind::Server,
-                            format!(
-                                "the server delivered up to sequence {delivered} but the client received up to {received}"
-                            ),
-                        ))));
+                    if let Some(item) = progress.and_then(|p| this.checked(p)) {
+                        return Poll::Ready(item);
                     }
                 }
             }
@@ -78,20 +160,17 @@ impl NatsConsumer {
             }
             let handle = this.handle.clone();
             this.check = Some(Box::pin(async move {
-                handle
-                    .get_info()
-                    .await
-                    .ok()
-                    .map(|info| info.delivered.stream_sequence)
+                handle.get_info().await.ok().map(|info| Progress {
+                    delivered: info.delivered.consumer_sequence,
+                    scanned: info.delivered.stream_sequence,
+                    pending: info.num_pending,
+                })
             }));
         };
         Poll::Ready(match item {
             Some(Ok(message)) => match message.info() {
-                Ok(info) => ConsumerItem::Message(RawMessage {
-                    seq: {
-                        this.last_seq = info.stream_sequence;
-                        info.stream_sequence
-                    },
+                Ok(info) => this.delivered(RawMessage {
+                    seq: info.stream_sequence,
                     consumer_seq: info.consumer_sequence,
                     subject: Arc::from(message.subject.as_str()),
                     published_at: SystemTime::from(info.published),

@@ -320,15 +320,11 @@ impl NatsBackend {
                     e,
                 )
             })?;
-        Ok(NatsConsumer {
-            messages: Box::pin(messages),
-            ended: false,
-            handle: consumer,
-            last_seq: 0,
-            idle_after: spec.heartbeat.saturating_mul(6),
-            idle: Box::pin(tokio::time::sleep(spec.heartbeat.saturating_mul(6))),
-            check: None,
-        })
+        let start = match spec.from {
+            DeliverFrom::Sequence(seq) => seq.max(1),
+            DeliverFrom::Time(_) => 1,
+        };
+        Ok(NatsConsumer::new(messages, consumer, start, spec.heartbeat))
     }
 
     /// Deletes a consumer; one that does not exist (or whose stream does not) is not an error.
