@@ -1,17 +1,19 @@
-//! Shared pieces of the `throughput` benchmark: statistics, memory readings, an allocation
-//! counter, and the nats-server harness of the integration tests.
+//! Shared pieces of the benchmarks: statistics, memory readings, an allocation counter, a
+//! reporter that declines everything, and the nats-server harness of the integration tests.
+//!
+//! Every bench target includes this module; each uses only part of it.
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use herald::{Coordinator, CoordinatorEvent, EventKind, Reporter, StartPosition, Subscribe};
+
 /// Throw-away nats-server processes on free loopback ports, killed on drop (also on panic):
 /// the same harness the integration tests use.
 #[path = "../../tests/support/nats_server.rs"]
 pub(crate) mod nats_server;
-
-pub(crate) mod zero_cost;
 
 /// The median of `values` (the mean of the middle two for an even count).
 pub(crate) fn median(values: &[f64]) -> f64 {
@@ -124,4 +126,25 @@ pub(crate) fn counting(on: bool) {
 /// Allocations counted so far, on every thread, while counting was on.
 pub(crate) fn alloc_count() -> u64 {
     ALLOCS.load(Ordering::Relaxed)
+}
+
+/// A durable subscription to every subject of the coordinator's stream, from `start`: what
+/// the consuming loops measure. The caller adds the checkpointing and awaits it.
+pub(crate) fn subscribe_all<'c, R: Reporter>(
+    coordinator: &'c Coordinator<R>,
+    durable: &str,
+    start: StartPosition,
+) -> Subscribe<'c, R> {
+    coordinator.subscribe(">").durable(durable).start(start)
+}
+
+/// Wants nothing, decided at run time behind a vtable (as `Arc<dyn Reporter>`): the cost of a
+/// run-time filter that declines every kind.
+pub(crate) struct Off;
+
+impl Reporter for Off {
+    fn interest(&self, _kind: EventKind) -> bool {
+        false
+    }
+    fn report(&self, _event: &CoordinatorEvent) {}
 }
