@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 
 use crate::backend::{Backend, StreamBounds};
 use crate::backoff::Backoff;
+use crate::checkpoint::progress::Acks;
 use crate::emitter::Emitter;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -41,6 +42,9 @@ pub(crate) struct CoordinatorState<R> {
     pub(crate) node: Arc<str>,
     pub(crate) config: Config,
     pub(crate) subscriptions: Subscriptions,
+    /// The acknowledgements of the latest subscription of each consumer name: a new
+    /// subscription of the name waits for the old one's last save before it loads.
+    pub(crate) savers: Mutex<HashMap<Arc<str>, Arc<Acks>>>,
     pub(crate) shut: AtomicBool,
 }
 
@@ -85,6 +89,20 @@ impl<R> CoordinatorState<R> {
         if subs.get(consumer).is_some_and(|s| Arc::ptr_eq(s, signals)) {
             subs.remove(consumer);
         }
+    }
+
+    /// Waits until the previous subscription of `consumer` in this coordinator has saved its
+    /// last checkpoint, so a new one loads what the old one acknowledged.
+    pub(crate) async fn previous_saved(&self, consumer: &str) {
+        let previous = self.savers.lock().get(consumer).cloned();
+        if let Some(acks) = previous {
+            acks.finished().await;
+        }
+    }
+
+    /// Records the acknowledgements of a new subscription of `consumer`.
+    pub(crate) fn track_saver(&self, consumer: Arc<str>, acks: Arc<Acks>) {
+        self.savers.lock().insert(consumer, acks);
     }
 
     /// Creates the stream again after a call found it missing, and returns its (empty) bounds.

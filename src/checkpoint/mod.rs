@@ -84,16 +84,30 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for Arc<S> {
     }
 }
 
-/// When a subscription saves its checkpoint: after `every` acknowledged messages, or `interval`
-/// after the first unsaved acknowledgement, whichever comes first; and always when it closes.
+/// When a subscription saves its checkpoint: once acknowledgements run `every` stream
+/// sequences past the saved one, or `interval` after the first unsaved acknowledgement, whichever
+/// comes first; and always when it closes.
 ///
-/// A crash redelivers at most the unsaved window. Smaller values shrink the window and cost more
-/// writes.
+/// # The crash window
+///
+/// After a crash, a subscription that resumes from its checkpoint (`LastProcessed`) delivers
+/// again exactly the messages after the last saved checkpoint that the crashed process had
+/// been given: **fewer than `every` acknowledged stream sequences, plus the messages it was
+/// given but had not acknowledged** (one, for an application that acknowledges each message
+/// before asking for the next). The bound holds under any load: while `every` acknowledged
+/// sequences wait for a save in flight, the subscription does not hand out the next message
+/// (the save applies back-pressure). While the store *fails*, delivery goes on and every failed
+/// save is reported as [`CheckpointFailed`](crate::CoordinatorEvent::CheckpointFailed): the
+/// bound holds again from the next successful save.
+///
+/// Smaller values shrink the window and cost more writes; a checkpoint committed in the
+/// application's own transaction has no window at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointPolicy {
-    /// Save after this many acknowledged messages (at least 1).
+    /// Save once acknowledgements are this many stream sequences past the saved checkpoint
+    /// (at least 1): the crash window.
     pub every: u64,
-    /// Save at most this long after the first unsaved acknowledgement.
+    /// Save at most this long after the first unsaved acknowledgement (greater than zero).
     pub interval: Duration,
 }
 

@@ -8,7 +8,9 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use futures::task::AtomicWaker;
 use futures::FutureExt;
 use tokio::sync::Notify;
 
@@ -28,6 +30,14 @@ pub(crate) struct Acks {
     /// `DecodePolicy::Hold`); `holding` keeps the hot path free of the lock when empty.
     held: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
     holding: AtomicBool,
+    /// Woken when `saved` advances or the saver stops: a subscription waiting for room.
+    saved_waker: AtomicWaker,
+    /// Set while the store fails: delivery goes on (each failure is reported), since waiting
+    /// for a store that is down would stop the subscription.
+    failing: AtomicBool,
+    /// Set when the saver has stopped, after its last save.
+    finished: AtomicBool,
+    finished_notify: Notify,
 }
 
 impl Acks {
@@ -40,7 +50,46 @@ impl Acks {
             wake: Notify::new(),
             held: parking_lot::Mutex::new(std::collections::BTreeSet::new()),
             holding: AtomicBool::new(false),
+            saved_waker: AtomicWaker::new(),
+            failing: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            finished_notify: Notify::new(),
         }
+    }
+
+    /// Ready when fewer than `every` acknowledged sequences wait to be saved: the bound on what
+    /// a crash can make the application process again. A subscription polls this before it
+    /// hands out the next message, so a slow store slows delivery instead of widening the
+    /// window. A failing store does not stop delivery: its failures are reported instead.
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let full = || {
+            !self.finished.load(Ordering::Acquire)
+                && !self.failing.load(Ordering::Acquire)
+                && self.saveable().saturating_sub(self.saved()) >= self.every
+        };
+        if !full() {
+            return Poll::Ready(());
+        }
+        self.saved_waker.register(cx.waker());
+        if full() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
+    /// Resolves once the saver has stopped after its last save (immediately if it has).
+    pub(crate) async fn finished(&self) {
+        let notified = self.finished_notify.notified();
+        if !self.finished.load(Ordering::Acquire) {
+            notified.await;
+        }
+    }
+
+    fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.finished_notify.notify_waiters();
+        self.saved_waker.wake();
     }
 
     /// Keeps the checkpoint below `seq` until [`release`](Self::release)`(seq)`.
@@ -132,7 +181,9 @@ pub(crate) async fn supervise<R: Reporter>(
         policy,
         emitter.clone(),
     );
-    if AssertUnwindSafe(saver).catch_unwind().await.is_err() {
+    let died = AssertUnwindSafe(saver).catch_unwind().await.is_err();
+    acks.finish();
+    if died {
         emit_for!(
             emitter,
             names,
@@ -163,16 +214,22 @@ async fn run<R: Reporter>(
             match store.save(&key, acked).await {
                 Ok(()) => {
                     acks.saved.fetch_max(acked, Ordering::AcqRel);
+                    acks.failing.store(false, Ordering::Release);
+                    acks.saved_waker.wake();
                     emit_for!(emitter, names, CheckpointSaved { seq: acked });
                 }
-                Err(error) => emit_for!(
-                    emitter,
-                    names,
-                    CheckpointFailed {
-                        seq: acked,
-                        error: error.to_string().into(),
-                    }
-                ),
+                Err(error) => {
+                    acks.failing.store(true, Ordering::Release);
+                    acks.saved_waker.wake();
+                    emit_for!(
+                        emitter,
+                        names,
+                        CheckpointFailed {
+                            seq: acked,
+                            error: error.to_string().into(),
+                        }
+                    );
+                }
             }
         }
         if closing {

@@ -287,6 +287,7 @@ impl<R: Reporter> Builder<R> {
                     max_payload,
                 },
                 subscriptions,
+                savers: Default::default(),
                 shut: AtomicBool::new(false),
             }),
         })

@@ -154,6 +154,9 @@ async fn subscribe<R: Reporter>(
         signals: &signals,
     };
 
+    // The previous subscription of this name (dropped, closed) saves its last acknowledgements
+    // first: loading before that would deliver them again.
+    state.previous_saved(&names.consumer).await;
     // A corrupt or foreign checkpoint ends the subscribe: never guess where to start.
     let checkpoint = match options.store.load(&key).await {
         Ok(c) => c,
@@ -196,6 +199,7 @@ async fn subscribe<R: Reporter>(
     // Only a subscription that resumes from its checkpoint inherits it; any other start
     // position begins a new history that the first acknowledgement overwrites.
     let acks = Arc::new(Acks::new(high_water, options.policy.every));
+    state.track_saver(names.consumer.clone(), acks.clone());
     let checkpointer = tokio::spawn(progress::supervise(
         acks.clone(),
         options.store.clone(),

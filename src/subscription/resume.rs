@@ -408,6 +408,9 @@ impl<R: Reporter> Resume<R> {
                 self.resubscribe(|| ResubscribeCause::Disconnected);
             }
             match &mut self.phase {
+                Phase::Streaming(_) if self.acks.poll_room(cx).is_pending() => {
+                    return Poll::Pending
+                }
                 Phase::Streaming(consumer) => match consumer.poll_next(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(ConsumerItem::Message(raw)) => {
