@@ -9,8 +9,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-
 use crate::error::Result;
 
 pub(crate) mod memory;
@@ -53,23 +51,11 @@ impl Backend {
     }
 
     /// Publishes many messages, pipelined where the backend can; one result per message.
-    /// The items are borrowed: the caller keeps them to retry the ones that fail transiently.
-    pub(crate) async fn publish_batch(
-        &self,
-        items: &[(Arc<str>, Bytes)],
-    ) -> Vec<Result<PublishAck>> {
+    /// The messages are borrowed: the caller keeps them to retry the ones that fail transiently.
+    pub(crate) async fn publish_batch(&self, batch: &[Outgoing<'_>]) -> Vec<Result<PublishAck>> {
         match self {
-            Backend::Memory(b) => items
-                .iter()
-                .map(|(subject, payload)| {
-                    b.publish(Outgoing {
-                        subject,
-                        payload,
-                        msg_id: None,
-                    })
-                })
-                .collect(),
-            Backend::Nats(b) => b.publish_batch(items).await,
+            Backend::Memory(b) => batch.iter().map(|message| b.publish(*message)).collect(),
+            Backend::Nats(b) => b.publish_batch(batch).await,
         }
     }
 

@@ -76,12 +76,17 @@ pub(crate) struct ConsumerSpec {
     pub(crate) heartbeat: Duration,
 }
 
-/// One message to publish: its full subject, payload and, for idempotent publish, its id.
+/// One message to publish: its full subject, payload and message id.
+///
+/// The id goes with every attempt of one publish, so a retry after a timeout or a disconnect
+/// is stored once. `idempotent` is set when the application chose the id; the embedded backend,
+/// whose publish cannot half-succeed, remembers only those.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Outgoing<'a> {
     pub(crate) subject: &'a Arc<str>,
     pub(crate) payload: &'a Bytes,
-    pub(crate) msg_id: Option<&'a str>,
+    pub(crate) msg_id: &'a str,
+    pub(crate) idempotent: bool,
 }
 
 /// A stored message as a consumer delivers it.

@@ -103,10 +103,10 @@ impl MemoryBackend {
 
     pub(crate) fn publish(&self, message: Outgoing<'_>) -> Result<PublishAck> {
         let Outgoing {
-            subject,
-            payload,
-            msg_id,
+            subject, payload, ..
         } = message;
+        // Herald's own ids only guard retries, and a publish here never half-succeeds.
+        let msg_id = message.idempotent.then_some(message.msg_id);
         self.check_connected()?;
         let stream = self.stream()?;
         let mut state = stream.state.lock();

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use bytes::Bytes;
 
 use crate::backend::seam::{
     ConnectionListener, ConsumerSpec, DeliverFrom, Outgoing, PublishAck, Storage, StreamBounds,
@@ -175,44 +174,39 @@ impl NatsBackend {
     }
 
     pub(crate) async fn publish(&self, message: Outgoing<'_>) -> Result<PublishAck> {
-        let subject = async_nats::Subject::from(&**message.subject);
-        let payload = message.payload.clone();
-        let sent = match message.msg_id {
-            None => self.js.publish(subject, payload).await,
-            Some(id) => {
-                self.js
-                    .send_publish(
-                        subject,
-                        jetstream::message::PublishMessage::build()
-                            .payload(payload)
-                            .message_id(id),
-                    )
-                    .await
-            }
-        };
+        let sent = self.send(message).await;
         self.settle(sent).await
+    }
+
+    /// Sends one message with its id; the acknowledgement is awaited by [`settle`].
+    async fn send(
+        &self,
+        message: Outgoing<'_>,
+    ) -> std::result::Result<jetstream::context::PublishAckFuture, jetstream::context::PublishError>
+    {
+        self.js
+            .send_publish(
+                async_nats::Subject::from(&**message.subject),
+                jetstream::message::PublishMessage::build()
+                    .payload(message.payload.clone())
+                    .message_id(message.msg_id),
+            )
+            .await
     }
 
     /// Pipelined publish: keeps up to `WINDOW` acknowledgements in flight and returns one result
     /// per message, in order.
-    pub(crate) async fn publish_batch(
-        &self,
-        items: &[(Arc<str>, Bytes)],
-    ) -> Vec<Result<PublishAck>> {
+    pub(crate) async fn publish_batch(&self, batch: &[Outgoing<'_>]) -> Vec<Result<PublishAck>> {
         const WINDOW: usize = 512;
-        let mut results = Vec::with_capacity(items.len());
+        let mut results = Vec::with_capacity(batch.len());
         let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
-        for (subject, payload) in items {
+        for message in batch {
             if in_flight.len() == WINDOW {
                 if let Some(pending) = in_flight.pop_front() {
                     results.push(self.settle(pending).await);
                 }
             }
-            let sent = self
-                .js
-                .publish(async_nats::Subject::from(&**subject), payload.clone())
-                .await;
-            in_flight.push_back(sent);
+            in_flight.push_back(self.send(*message).await);
         }
         for pending in in_flight {
             results.push(self.settle(pending).await);
