@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::task::AtomicWaker;
 use parking_lot::Mutex;
 
-use crate::backend::{Backend, StreamBounds};
+use crate::backend::{Backend, ConnectionListener, StreamBounds};
 use crate::backoff::Backoff;
 use crate::checkpoint::progress::Acks;
 use crate::emitter::Emitter;
@@ -45,7 +45,10 @@ pub(crate) struct CoordinatorState<R> {
     /// The acknowledgements of the latest subscription of each consumer name: a new
     /// subscription of the name waits for the old one's last save before it loads.
     pub(crate) savers: Mutex<HashMap<Arc<str>, Arc<Acks>>>,
-    pub(crate) shut: AtomicBool,
+    /// The connection listener, removed from the backend at shutdown.
+    pub(crate) listener: ConnectionListener,
+    /// Set by `shutdown`; the connection listener reads it too, so nothing follows `Shutdown`.
+    pub(crate) shut: Arc<AtomicBool>,
 }
 
 impl<R> fmt::Debug for CoordinatorState<R> {
@@ -98,6 +101,17 @@ impl<R> CoordinatorState<R> {
         if let Some(acks) = previous {
             acks.finished().await;
         }
+    }
+
+    /// Saves the last acknowledgements of every subscription, as each would when it ends; waits
+    /// at most `limit` for stores that hang.
+    pub(crate) async fn save_all(&self, limit: Duration) {
+        let savers: Vec<Arc<Acks>> = self.savers.lock().values().cloned().collect();
+        for acks in &savers {
+            acks.close();
+        }
+        let all = futures::future::join_all(savers.iter().map(|acks| acks.finished()));
+        let _ = tokio::time::timeout(limit, all).await;
     }
 
     /// Records the acknowledgements of a new subscription of `consumer`.

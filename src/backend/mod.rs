@@ -76,6 +76,15 @@ impl Backend {
         }
     }
 
+    /// Closes the connection (NATS) or stops listening to the server (embedded): the
+    /// coordinator shut down, and `listener` hears nothing more.
+    pub(crate) async fn close(&self, listener: &ConnectionListener) {
+        match self {
+            Backend::Memory(b) => b.remove_listener(listener),
+            Backend::Nats(b) => b.close().await,
+        }
+    }
+
     /// Deletes a consumer; a consumer that does not exist is not an error.
     pub(crate) async fn delete_consumer(&self, name: &str) -> Result<()> {
         match self {

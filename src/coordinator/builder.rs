@@ -243,15 +243,16 @@ impl<R: Reporter> Builder<R> {
         };
         let emitter = Arc::new(Emitter::new(self.reporter));
         let subscriptions = Subscriptions::default();
-        let listener = connection_listener(emitter.clone(), subscriptions.clone());
+        let shut = Arc::new(AtomicBool::new(false));
+        let listener = connection_listener(emitter.clone(), subscriptions.clone(), shut.clone());
         let backend = match self.backend {
             BackendChoice::Memory(server) => {
                 let backend = MemoryBackend::new(server, spec.clone());
-                backend.add_listener(listener);
+                backend.add_listener(listener.clone());
                 Backend::Memory(backend)
             }
             BackendChoice::Nats(options) => Backend::Nats(Arc::new(
-                NatsBackend::connect(*options, spec.clone(), listener).await?,
+                NatsBackend::connect(*options, spec.clone(), listener.clone()).await?,
             )),
         };
         let max_payload = match &backend {
@@ -288,7 +289,8 @@ impl<R: Reporter> Builder<R> {
                 },
                 subscriptions,
                 savers: Default::default(),
-                shut: AtomicBool::new(false),
+                listener,
+                shut,
             }),
         })
     }

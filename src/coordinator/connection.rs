@@ -2,6 +2,7 @@
 //! (async-nats has no event of its own for it), and a reconnect tells every subscription to
 //! resubscribe.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,9 +21,12 @@ use crate::state::Subscriptions;
 pub(super) fn connection_listener<R: Reporter>(
     emitter: Arc<Emitter<R>>,
     subscriptions: Subscriptions,
+    shut: Arc<AtomicBool>,
 ) -> ConnectionListener {
     let down_since: Mutex<Option<Instant>> = Mutex::new(None);
     Arc::new(move |change| match change {
+        // Closing the connection at shutdown is not news: nothing follows `Shutdown`.
+        _ if shut.load(Ordering::Acquire) => {}
         // The first connection is reported by `connect` itself, in order with `StreamReady`.
         ConnectionChange::Connected { server } => {
             if let Some(since) = down_since.lock().take() {

@@ -117,9 +117,11 @@ impl<R: Reporter> Coordinator<R> {
         self.state.emitter.panics()
     }
 
-    /// Ends every subscription (each yields one `Shutdown` error, then ends; checkpoints are
-    /// saved and consumers deleted), reports `Shutdown`, and refuses further publishes and
-    /// subscribes.
+    /// Ends every subscription (each yields one `Shutdown` error, then ends), deletes their
+    /// consumers, saves every checkpoint (waiting at most the publish deadline for a store that
+    /// hangs), closes the connection, reports `Shutdown`, and refuses further publishes and
+    /// subscribes. When it returns, every acknowledgement is saved and no event follows
+    /// `Shutdown`.
     pub async fn shutdown(&self) {
         if self.state.shut.swap(true, Ordering::AcqRel) {
             return;
@@ -136,9 +138,10 @@ impl<R: Reporter> Coordinator<R> {
             // Best effort: a consumer left behind expires after its inactivity threshold.
             let _ = self.state.backend.delete_consumer(name).await;
         }
-        if let Backend::Nats(nats) = &self.state.backend {
-            nats.flush().await;
-        }
+        self.state
+            .save_all(self.state.config.publish_deadline)
+            .await;
+        self.state.backend.close(&self.state.listener).await;
         let count = subs.len() as u64;
         emit!(
             self.state.emitter,

@@ -54,6 +54,15 @@ impl MemoryBackend {
         self.server.inner.listeners.lock().push(listener);
     }
 
+    /// Stops telling `listener` of connection changes: the coordinator shut down.
+    pub(crate) fn remove_listener(&self, listener: &ConnectionListener) {
+        self.server
+            .inner
+            .listeners
+            .lock()
+            .retain(|l| !Arc::ptr_eq(l, listener));
+    }
+
     pub(crate) fn server_name(&self) -> Arc<str> {
         MEMORY_SERVER_NAME.into()
     }

@@ -106,8 +106,10 @@ impl NatsBackend {
         self.spec.max_payload
     }
 
-    pub(crate) async fn flush(&self) {
+    /// Sends what is buffered, then closes the connection: no connection event follows.
+    pub(crate) async fn close(&self) {
         let _ = self.client.flush().await;
+        let _ = self.client.drain().await;
     }
 
     fn stream_config(&self) -> stream::Config {
