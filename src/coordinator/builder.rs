@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::backend::memory::{MemoryBackend, MemoryServer};
 use crate::backend::nats::{NatsBackend, NatsOptions};
 use crate::backend::seam::Storage;
-use crate::backend::{Backend, StreamSpec};
+use crate::backend::{Backend, ConnectionChange, StreamSpec};
 use crate::backoff::Backoff;
 use crate::coordinator::connection::connection_listener;
 use crate::coordinator::Coordinator;
@@ -260,6 +260,10 @@ impl<R: Reporter> Builder<R> {
             Backend::Memory(_) => self.max_payload,
         };
         let server = backend.server_name();
+        // The listener learns of the first connection here: what it hears later is news.
+        listener(ConnectionChange::Connected {
+            server: server.clone(),
+        });
         emit!(emitter, Connected { server });
         let ready = backend.ensure_stream().await?;
         emit!(

@@ -229,6 +229,11 @@ impl NatsOptions {
                         async_nats::Event::ServerError(e) => ConnectionChange::ServerError {
                             message: redact_text(&e.to_string()).into(),
                         },
+                        async_nats::Event::ClientError(e @ async_nats::ClientError::Other(_)) => {
+                            ConnectionChange::AttemptFailed {
+                                error: redact_text(&format!("client error: {e}")).into(),
+                            }
+                        }
                         async_nats::Event::ClientError(e) => ConnectionChange::ServerError {
                             message: redact_text(&format!("client error: {e}")).into(),
                         },
