@@ -5,19 +5,32 @@
 //!
 //! `cargo test --test chaos` runs them alone.
 
-mod support;
+/// The parts of the integration tests' support that the chaos suite uses.
+mod support {
+    pub(crate) mod client;
+    pub(crate) mod events;
+    pub(crate) mod nats_server;
+    pub(crate) mod wait;
+}
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald::testing::RecordingReporter;
 use herald::{
-    Coordinator, CoordinatorEvent, EventKind, FileCheckpointStore, NatsOptions, Reporter,
-    StartPosition, Subscription,
+    Backoff, Builder, CheckpointKey, CheckpointPolicy, CheckpointStore, Coordinator,
+    CoordinatorEvent, EventKind, FileCheckpointStore, Reporter, StartPosition, Subscribe,
+    Subscription,
 };
-use support::nats_server::start_cluster;
-use support::{jetstream, NatsServer, Recorder};
+use tokio::task::JoinHandle;
+
+use support::client::{fast_options, Operator};
+use support::events::{assert_recorded, recorded};
+use support::nats_server::{start_cluster, NatsServer};
+use support::wait::wait_until;
 
 /// The scenarios run one at a time: each already loads both cores with servers, publishers and
 /// subscribers, and timing faults (heartbeats, elections) must not depend on its neighbours.
@@ -26,19 +39,24 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Generous deadline for a whole chaos scenario's delivery.
 const LONG: Duration = Duration::from_secs(120);
 
-fn options(urls: &str) -> NatsOptions {
-    support::fast_options(urls)
+/// Reconnects and resubscribes of a node on one server.
+const QUICK: Backoff = Backoff {
+    initial: Duration::from_millis(20),
+    max: Duration::from_millis(300),
+};
+
+/// A builder on `urls` and `stream`, with the quick NATS options of the tests.
+fn on(urls: &str, stream: &str) -> Builder {
+    Coordinator::builder()
+        .nats_options(fast_options(urls))
+        .stream(stream)
 }
 
-async fn node(urls: &str, stream: &str, rec: Arc<Recorder>) -> Coordinator<Arc<Recorder>> {
-    Coordinator::builder()
-        .nats_options(options(urls))
-        .stream(stream)
+/// A node that rides out faults: 500 ms heartbeats, `backoff`, a minute to publish.
+async fn node<R: Reporter>(builder: Builder, backoff: Backoff, rec: R) -> Coordinator<R> {
+    builder
         .heartbeat(Duration::from_millis(500))
-        .backoff(herald::Backoff {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(300),
-        })
+        .backoff(backoff)
         .publish_deadline(Duration::from_secs(60))
         .reporter(rec)
         .connect()
@@ -54,6 +72,24 @@ async fn publish_events<R: Reporter>(c: &Coordinator<R>, from: u64, to: u64, pro
             .unwrap_or_else(|e| panic!("publish of event {n} failed: {e}"));
         progress.store(n + 1, Ordering::Release);
     }
+}
+
+/// Publishes events `0..total` in a task of its own; the counter says how far it got.
+fn publish_meanwhile(
+    c: &Coordinator<RecordingReporter>,
+    total: u64,
+) -> (JoinHandle<()>, Arc<AtomicU64>) {
+    let progress = Arc::new(AtomicU64::new(0));
+    let (c, counter) = (c.clone(), progress.clone());
+    let task = tokio::spawn(async move { publish_events(&c, 0, total, &counter).await });
+    (task, progress)
+}
+
+/// Waits until at least `n` events have been published.
+async fn wait_published(progress: &AtomicU64, n: u64) {
+    let published = || progress.load(Ordering::Acquire);
+    let state = || format!("publishing stopped at {} of {n}", published());
+    wait_until(LONG, async || published() >= n, state).await;
 }
 
 /// Reads events until `count` distinct event numbers arrived; asserts order and uniqueness.
@@ -84,6 +120,17 @@ async fn read_events<R: Reporter>(sub: &mut Subscription<R>, count: usize) -> Ve
     events
 }
 
+/// Reads `total` events in a task of its own, which hands back the subscription with them.
+fn read_meanwhile(
+    mut sub: Subscription<RecordingReporter>,
+    total: u64,
+) -> JoinHandle<(Subscription<RecordingReporter>, Vec<u64>)> {
+    tokio::spawn(async move {
+        let events = read_events(&mut sub, total as usize).await;
+        (sub, events)
+    })
+}
+
 fn assert_exactly_once_in_order(events: &[u64], total: u64) {
     let expected: Vec<u64> = (0..total).collect();
     if events != expected {
@@ -98,11 +145,11 @@ fn assert_exactly_once_in_order(events: &[u64], total: u64) {
 }
 
 async fn consumer_count(server: &NatsServer, stream: &str) -> usize {
-    use futures::TryStreamExt;
-    let js = jetstream(server).await;
-    let stream = js.get_stream(stream).await.expect("stream");
-    let names: Vec<String> = stream.consumer_names().try_collect().await.expect("names");
-    names.len()
+    Operator::on(server)
+        .await
+        .consumer_names(stream)
+        .await
+        .len()
 }
 
 fn thread_count() -> usize {
@@ -118,35 +165,19 @@ async fn ten_server_kills_during_50k_events_lose_and_duplicate_nothing() {
     let threads_before = thread_count();
     let mut server = NatsServer::start();
     let url = server.url();
-    let (rec_pub, rec_a, rec_b) = (Recorder::new(), Recorder::new(), Recorder::new());
-    let publisher = node(&url, "CHAOS", rec_pub.clone()).await;
-    let a = node(&url, "CHAOS", rec_a.clone()).await;
-    let b = node(&url, "CHAOS", rec_b.clone()).await;
-    let mut sub_a = a
-        .subscribe("ev.>")
-        .start(StartPosition::All)
-        .await
-        .expect("a");
-    let mut sub_b = b.subscribe(">").start(StartPosition::All).await.expect("b");
+    let recs = [(); 3].map(|()| RecordingReporter::new());
+    let publisher = node(on(&url, "CHAOS"), QUICK, recs[0].clone()).await;
+    let a = node(on(&url, "CHAOS"), QUICK, recs[1].clone()).await;
+    let b = node(on(&url, "CHAOS"), QUICK, recs[2].clone()).await;
+    let sub_a = a.subscribe("ev.>").start(StartPosition::All).await;
+    let sub_b = b.subscribe(">").start(StartPosition::All).await;
 
-    let progress = Arc::new(AtomicU64::new(0));
-    let publishing = {
-        let (publisher, progress) = (publisher.clone(), progress.clone());
-        tokio::spawn(async move { publish_events(&publisher, 0, TOTAL, &progress).await })
-    };
-    let reader_a = tokio::spawn(async move {
-        let events = read_events(&mut sub_a, TOTAL as usize).await;
-        (sub_a, events)
-    });
-    let reader_b = tokio::spawn(async move {
-        let events = read_events(&mut sub_b, TOTAL as usize).await;
-        (sub_b, events)
-    });
-    // Ten kills, spread over the stream of events.
+    let (publishing, progress) = publish_meanwhile(&publisher, TOTAL);
+    let reader_a = read_meanwhile(sub_a.expect("a"), TOTAL);
+    let reader_b = read_meanwhile(sub_b.expect("b"), TOTAL);
+    // Ten kills, spread over the stream of events, each with the server down for a moment.
     for kill in 1..=10u64 {
-        while progress.load(Ordering::Acquire) < kill * TOTAL / 11 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_published(&progress, kill * TOTAL / 11).await;
         server.kill();
         tokio::time::sleep(Duration::from_millis(100)).await;
         server.restart();
@@ -157,13 +188,10 @@ async fn ten_server_kills_during_50k_events_lose_and_duplicate_nothing() {
     assert_exactly_once_in_order(&events_a, TOTAL);
     assert_exactly_once_in_order(&events_b, TOTAL);
 
-    for rec in [&rec_pub, &rec_a, &rec_b] {
-        assert!(
-            rec.count(EventKind::Disconnected) >= 10,
-            "{:?}",
-            rec.kinds()
-        );
-        assert!(rec.count(EventKind::Reconnected) >= 10, "{:?}", rec.kinds());
+    for rec in &recs {
+        let kinds = rec.kinds();
+        assert!(rec.count(EventKind::Disconnected) >= 10, "{kinds:?}");
+        assert!(rec.count(EventKind::Reconnected) >= 10, "{kinds:?}");
     }
     // No consumer leaked: one per live subscription.
     assert_eq!(consumer_count(&server, "CHAOS").await, 2);
@@ -175,15 +203,9 @@ async fn ten_server_kills_during_50k_events_lose_and_duplicate_nothing() {
     }
     drop(server);
     // Threads back to normal: the coordinators' tasks are gone (allow the runtime's own).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while thread_count() > threads_before + 4 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} threads, {threads_before} before",
-            thread_count()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let threads = || format!("{} threads, {threads_before} before", thread_count());
+    let normal = async || thread_count() <= threads_before + 4;
+    wait_until(Duration::from_secs(15), normal, threads).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,58 +213,31 @@ async fn consumer_deleted_ten_times_while_publishing() {
     let _serial = SERIAL.lock().await;
     const TOTAL: u64 = 5_000;
     let server = NatsServer::start();
-    let rec = Recorder::new();
-    let c = node(&server.url(), "DELETES", rec.clone()).await;
-    let mut sub = c
-        .subscribe(">")
-        .start(StartPosition::All)
-        .await
-        .expect("subscribe");
+    let rec = RecordingReporter::new();
+    let c = node(on(&server.url(), "DELETES"), QUICK, rec.clone()).await;
+    let sub = c.subscribe(">").start(StartPosition::All).await;
+    let sub = sub.expect("subscribe");
     let consumer = sub.consumer_name().to_string();
-    let progress = Arc::new(AtomicU64::new(0));
-    let publishing = {
-        let (c, progress) = (c.clone(), progress.clone());
-        tokio::spawn(async move { publish_events(&c, 0, TOTAL, &progress).await })
-    };
-    let reader = tokio::spawn(async move {
-        let events = read_events(&mut sub, TOTAL as usize).await;
-        (sub, events)
-    });
-    let js = jetstream(&server).await;
+    let (publishing, progress) = publish_meanwhile(&c, TOTAL);
+    let reader = read_meanwhile(sub, TOTAL);
+    let operator = Operator::on(&server).await;
     let mut deleted = 0;
     for round in 1..=10u64 {
-        while progress.load(Ordering::Acquire) < round * TOTAL / 11 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        wait_published(&progress, round * TOTAL / 11).await;
         // The subscription may be between consumers: retry until one is there to delete.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let stream = js.get_stream("DELETES").await.expect("stream");
-            match stream.delete_consumer(&consumer).await {
-                Ok(_) => {
-                    deleted += 1;
-                    break;
-                }
-                Err(e) if e.to_string().contains("consumer not found") => {}
-                Err(e) => panic!("deleting the consumer failed: {e}"),
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "consumer never came back"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let delete = async || operator.delete_consumer("DELETES", &consumer).await;
+        wait_until(Duration::from_secs(10), delete, || {
+            "consumer never came back"
+        })
+        .await;
+        deleted += 1;
     }
     publishing.await.expect("publisher");
     let (_sub, events) = reader.await.expect("reader");
     assert_exactly_once_in_order(&events, TOTAL);
     assert_eq!(deleted, 10);
-    assert_eq!(
-        rec.count(EventKind::ConsumerDeleted),
-        10,
-        "{:?}",
-        rec.kinds()
-    );
+    let deletions = rec.count(EventKind::ConsumerDeleted);
+    assert_eq!(deletions, 10, "{:?}", rec.kinds());
     assert_eq!(consumer_count(&server, "DELETES").await, 1);
 }
 
@@ -250,19 +245,14 @@ async fn consumer_deleted_ten_times_while_publishing() {
 async fn five_freezes_of_three_heartbeats_are_each_noticed_and_recovered() {
     let _serial = SERIAL.lock().await;
     let server = NatsServer::start();
-    let rec = Recorder::new();
-    let c = node(&server.url(), "FREEZE", rec.clone()).await;
-    let mut sub = c
-        .subscribe(">")
-        .start(StartPosition::All)
-        .await
-        .expect("subscribe");
+    let rec = RecordingReporter::new();
+    let c = node(on(&server.url(), "FREEZE"), QUICK, rec.clone()).await;
+    let sub = c.subscribe(">").start(StartPosition::All).await;
+    let mut sub = sub.expect("subscribe");
     let progress = AtomicU64::new(0);
-    let mut next = 0;
     let mut events = Vec::new();
-    for _ in 0..5 {
+    for next in (0..500).step_by(100) {
         publish_events(&c, next, next + 100, &progress).await;
-        next += 100;
         events.extend(read_events(&mut sub, 100).await);
         let missed_before = rec.count(EventKind::HeartbeatMissed);
         server.pause();
@@ -270,16 +260,19 @@ async fn five_freezes_of_three_heartbeats_are_each_noticed_and_recovered() {
         let frozen = tokio::time::timeout(Duration::from_millis(1500), sub.next()).await;
         assert!(frozen.is_err(), "a frozen server delivered {frozen:?}");
         server.resume();
-        assert!(
-            rec.count(EventKind::HeartbeatMissed) > missed_before,
-            "freeze not noticed: {:?}",
-            rec.kinds()
-        );
+        let noticed = rec.count(EventKind::HeartbeatMissed) > missed_before;
+        assert!(noticed, "freeze not noticed: {:?}", rec.kinds());
     }
-    publish_events(&c, next, next + 100, &progress).await;
+    publish_events(&c, 500, 600, &progress).await;
     events.extend(read_events(&mut sub, 100).await);
     assert_exactly_once_in_order(&events, 600);
     assert_eq!(consumer_count(&server, "FREEZE").await, 1);
+}
+
+/// The subscription of the replaying process, checkpointed in `dir`.
+fn replayer<'a, R: Reporter>(c: &'a Coordinator<R>, dir: &Path) -> Subscribe<'a, R> {
+    let sub = c.subscribe(">").durable("replayer");
+    sub.checkpoint_store(FileCheckpointStore::new(dir))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,11 +281,11 @@ async fn a_subscriber_restarted_mid_replay_resumes_from_its_file_checkpoint() {
     const TOTAL: u64 = 20_000;
     let server = NatsServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = herald::CheckpointPolicy {
+    let policy = CheckpointPolicy {
         every: 500,
         interval: Duration::from_secs(10),
     };
-    let publisher = node(&server.url(), "REPLAY", Recorder::new()).await;
+    let publisher = node(on(&server.url(), "REPLAY"), QUICK, RecordingReporter::new()).await;
     let items: Vec<(String, String)> = (0..TOTAL)
         .map(|n| (format!("ev.{n}"), n.to_string()))
         .collect();
@@ -307,26 +300,15 @@ async fn a_subscriber_restarted_mid_replay_resumes_from_its_file_checkpoint() {
             .build()
             .expect("runtime");
         runtime.block_on(async move {
-            let first = Coordinator::builder()
-                .nats_options(options(&url))
-                .stream("REPLAY")
-                .node_id("replayer")
-                .connect()
-                .await
-                .expect("connect");
-            let mut sub = first
-                .subscribe(">")
-                .durable("replayer")
-                .checkpoint_store(FileCheckpointStore::new(path))
-                .checkpoint_policy(policy)
-                .await
-                .expect("subscribe");
+            let first = on(&url, "REPLAY").node_id("replayer").connect().await;
+            let first = first.expect("connect");
+            let sub = replayer(&first, &path).checkpoint_policy(policy).await;
+            let mut sub = sub.expect("subscribe");
             let seen = read_events(&mut sub, 7_250).await;
             // Let the count-triggered save of 7000 land, as it would in a running process.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while sub.last_saved() < 7_000 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            let landed = async || sub.last_saved() >= 7_000;
+            let state = || format!("saved {}", sub.last_saved());
+            wait_until(Duration::from_secs(10), landed, state).await;
             let saved = sub.last_saved();
             std::mem::forget(sub);
             std::mem::forget(first);
@@ -339,48 +321,49 @@ async fn a_subscriber_restarted_mid_replay_resumes_from_its_file_checkpoint() {
     assert!((7_000..=7_250).contains(&saved), "saved {saved}");
     // A save already in flight when the process died may still have landed: the file is the
     // truth, and it is never behind what the process saw saved.
-    let key = herald::CheckpointKey {
+    let key = CheckpointKey {
         stream: "REPLAY".into(),
         durable: "replayer".into(),
         filter: "REPLAY.>".into(),
     };
-    use herald::CheckpointStore;
-    let saved = FileCheckpointStore::new(dir.path())
-        .load(&key)
-        .await
-        .expect("load")
-        .expect("a checkpoint");
+    let saved = FileCheckpointStore::new(dir.path()).load(&key).await;
+    let saved = saved.expect("load").expect("a checkpoint");
     assert!((7_000..=7_250).contains(&saved), "saved {saved}");
 
     // Second process: same node id and checkpoint directory.
-    let rec = Recorder::new();
-    let second = Coordinator::builder()
-        .nats_options(options(&server.url()))
-        .stream("REPLAY")
-        .node_id("replayer")
+    let rec = RecordingReporter::new();
+    let second = on(&server.url(), "REPLAY").node_id("replayer");
+    let second = second
         .reporter(rec.clone())
         .connect()
         .await
         .expect("connect");
-    let mut sub = second
-        .subscribe(">")
-        .durable("replayer")
-        .checkpoint_store(FileCheckpointStore::new(dir.path()))
-        .await
-        .expect("subscribe");
+    let mut sub = replayer(&second, dir.path()).await.expect("subscribe");
     let rest = read_events(&mut sub, (TOTAL - saved) as usize).await;
+    let resumed_at = rest.first();
     assert_eq!(
-        rest.first(),
+        resumed_at,
         Some(&saved),
         "resumes at checkpoint + 1 (event n has seq n+1)"
     );
     assert_exactly_once_in_order(&[&seen_first[..saved as usize], &rest[..]].concat(), TOTAL);
-    assert!(rec.events().iter().any(|e| matches!(
-        e,
+    assert_recorded!(
+        rec,
         CoordinatorEvent::ReplayStarted { from, to: TOTAL, .. } if *from == saved + 1
-    )));
+    );
     // The crashed process's consumer was replaced, not leaked.
     assert_eq!(consumer_count(&server, "REPLAY").await, 1);
+}
+
+/// The index in the cluster of the node that leads stream CLUSTERED, as `node` sees it.
+async fn stream_leader(node: &NatsServer) -> usize {
+    let stream = Operator::on(node).await.stream("CLUSTERED").await;
+    let cluster = stream.cached_info().cluster.as_ref();
+    let leader = cluster.and_then(|c| c.leader.clone()).expect("leader");
+    let index = leader
+        .strip_prefix("herald-node-")
+        .and_then(|i| i.parse().ok());
+    index.map(|i: usize| i - 1).expect("leader name")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,71 +372,29 @@ async fn a_three_node_cluster_survives_leader_loss_and_a_full_restart() {
     const TOTAL: u64 = 3_000;
     let mut nodes = start_cluster(3);
     let urls = nodes.iter().map(|n| n.url()).collect::<Vec<_>>().join(",");
-    let rec = Recorder::new();
-    let c = Coordinator::builder()
-        .nats_options(options(&urls))
-        .stream("CLUSTERED")
-        .replicas(3)
-        .heartbeat(Duration::from_millis(500))
-        .backoff(herald::Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-        })
-        .publish_deadline(Duration::from_secs(60))
-        .reporter(rec.clone())
-        .connect()
-        .await
-        .expect("connect to the cluster");
-    let mut sub = c
-        .subscribe(">")
-        .start(StartPosition::All)
-        .await
-        .expect("subscribe");
-    let progress = Arc::new(AtomicU64::new(0));
-    let publishing = {
-        let (c, progress) = (c.clone(), progress.clone());
-        tokio::spawn(async move { publish_events(&c, 0, TOTAL, &progress).await })
+    let rec = RecordingReporter::new();
+    let backoff = Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(500),
     };
-    let reader = tokio::spawn(async move {
-        let events = read_events(&mut sub, TOTAL as usize).await;
-        (sub, events)
-    });
-
-    let leader_index = |name: String| {
-        name.strip_prefix("herald-node-")
-            .and_then(|i| i.parse::<usize>().ok())
-            .map(|i| i - 1)
-            .expect("leader name")
-    };
-    let stream_leader = |url: String| async move {
-        let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect"));
-        let mut stream = js.get_stream("CLUSTERED").await.expect("stream");
-        let info = stream.info().await.expect("info");
-        info.cluster
-            .as_ref()
-            .and_then(|c| c.leader.clone())
-            .expect("leader")
-    };
+    let c = node(on(&urls, "CLUSTERED").replicas(3), backoff, rec.clone()).await;
+    let sub = c.subscribe(">").start(StartPosition::All).await;
+    let (publishing, progress) = publish_meanwhile(&c, TOTAL);
+    let reader = read_meanwhile(sub.expect("subscribe"), TOTAL);
 
     // 1. Kill the stream leader while publishing and consuming.
-    while progress.load(Ordering::Acquire) < TOTAL / 4 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let leader = leader_index(stream_leader(nodes[0].url()).await);
+    wait_published(&progress, TOTAL / 4).await;
+    let leader = stream_leader(&nodes[0]).await;
     nodes[leader].kill();
-    while progress.load(Ordering::Acquire) < TOTAL / 2 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_published(&progress, TOTAL / 2).await;
     nodes[leader].restart();
     nodes[leader].wait_for_meta_leader();
 
     // 2. Kill a node that does not lead the stream.
-    let leader = leader_index(stream_leader(nodes[(leader + 1) % 3].url()).await);
+    let leader = stream_leader(&nodes[(leader + 1) % 3]).await;
     let follower = (leader + 1) % 3;
     nodes[follower].kill();
-    while progress.load(Ordering::Acquire) < 3 * TOTAL / 4 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_published(&progress, 3 * TOTAL / 4).await;
     nodes[follower].restart();
 
     // 3. Restart the whole cluster.
@@ -476,14 +417,12 @@ async fn events_expiring_while_a_subscriber_process_is_away_are_reported_exactly
     let _serial = SERIAL.lock().await;
     let server = NatsServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = herald::CheckpointPolicy {
+    let policy = CheckpointPolicy {
         every: 1,
         interval: Duration::from_millis(20),
     };
-    let connect = |rec: Arc<Recorder>| {
-        Coordinator::builder()
-            .nats_options(options(&server.url()))
-            .stream("AWAY")
+    let away = |rec: RecordingReporter| {
+        on(&server.url(), "AWAY")
             .node_id("away")
             .max_age(Duration::from_secs(1))
             .reporter(rec)
@@ -491,7 +430,7 @@ async fn events_expiring_while_a_subscriber_process_is_away_are_reported_exactly
     };
     let progress = AtomicU64::new(0);
     {
-        let c = connect(Recorder::new()).await.expect("connect");
+        let c = away(RecordingReporter::new()).await.expect("connect");
         let mut sub = c
             .subscribe(">")
             .checkpoint_store(FileCheckpointStore::new(dir.path()))
@@ -505,24 +444,16 @@ async fn events_expiring_while_a_subscriber_process_is_away_are_reported_exactly
         publish_events(&c, 100, 1000, &progress).await;
         c.shutdown().await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rec = Recorder::new();
-    let c = connect(rec.clone()).await.expect("connect");
-    let mut sub = c
+    Operator::on(&server).await.wait_until_expired("AWAY").await;
+    let rec = RecordingReporter::new();
+    let c = away(rec.clone()).await.expect("connect");
+    let sub = c
         .subscribe(">")
-        .checkpoint_store(FileCheckpointStore::new(dir.path()))
-        .await
-        .expect("subscribe");
+        .checkpoint_store(FileCheckpointStore::new(dir.path()));
+    let mut sub = sub.await.expect("subscribe");
     publish_events(&c, 1000, 1100, &progress).await;
     let events = read_events(&mut sub, 100).await;
     assert_eq!(events, (1000..1100).collect::<Vec<_>>());
-    let lost: Vec<(u64, u64)> = rec
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            CoordinatorEvent::EventsLost { first, last, .. } => Some((*first, *last)),
-            _ => None,
-        })
-        .collect();
+    let lost = recorded!(rec, CoordinatorEvent::EventsLost { first, last, .. } => (*first, *last));
     assert_eq!(lost, vec![(101, 1000)], "{:?}", rec.kinds());
 }

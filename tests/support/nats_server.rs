@@ -12,7 +12,14 @@
 //! Clustered JetStream also needs a meta leader: [`start_cluster`] waits
 //! until every node logged `... new metadata leader` (30 s deadline).
 //! Signals are sent with the `kill` command. No async-nats dependency here.
-#![allow(dead_code)]
+//!
+//! Three crates include this file: the integration tests, the chaos suite and the benchmarks
+//! (`benches/support`). Each uses a different part of it, so dead-code analysis, which sees one
+//! crate at a time, is off here and only here.
+#![allow(
+    dead_code,
+    reason = "a harness shared by three crates, each of which uses a part of it"
+)]
 
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
@@ -36,11 +43,11 @@ const ADDR_IN_USE: &str = "address already in use";
 /// TLS material for the server's `tls {}` block (absolute paths).
 #[derive(Debug, Clone)]
 pub(crate) struct TlsFiles {
+    /// CA certificate: clients trust it; the server verifies client certs with it.
+    pub(crate) ca: Option<PathBuf>,
     /// Server certificate and private key (PEM).
     pub(crate) cert: PathBuf,
     pub(crate) key: PathBuf,
-    /// CA certificate: clients trust it; the server verifies client certs with it.
-    pub(crate) ca: Option<PathBuf>,
     /// Require and verify client certificates (`verify: true`).
     pub(crate) verify: bool,
     /// A client certificate and key signed by `ca` (set by [`generate_test_certs`]).
@@ -375,22 +382,22 @@ impl NatsServer {
 
     /// SIGSTOP: connections stay open but the server stops responding.
     pub(crate) fn pause(&self) {
-        assert!(
-            self.child.is_some(),
-            "pause: nats-server on port {} is not running",
-            self.port
-        );
-        signal(self.pid, "STOP");
+        self.signal_running("pause", "STOP");
     }
 
     /// SIGCONT after [`pause`](Self::pause).
     pub(crate) fn resume(&self) {
+        self.signal_running("resume", "CONT");
+    }
+
+    /// `kill -SIG` the process, which must be running (`what` names the caller).
+    fn signal_running(&self, what: &str, sig: &str) {
         assert!(
             self.child.is_some(),
-            "resume: nats-server on port {} is not running",
+            "{what}: nats-server on port {} is not running",
             self.port
         );
-        signal(self.pid, "CONT");
+        signal(self.pid, sig);
     }
 
     /// Whether the process is alive (a paused server counts as running).
@@ -555,9 +562,9 @@ pub(crate) fn generate_test_certs(dir: &Path) -> TlsFiles {
     }
     let abs = |name: &str| std::path::absolute(dir.join(name)).expect("absolute path of cert file");
     TlsFiles {
+        ca: Some(abs("ca.pem")),
         cert: abs("server.pem"),
         key: abs("server-key.pem"),
-        ca: Some(abs("ca.pem")),
         verify: false,
         client_cert: Some(abs("client.pem")),
         client_key: Some(abs("client-key.pem")),

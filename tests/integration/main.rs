@@ -1,0 +1,17 @@
+//! Herald's integration tests, in one binary:
+//!
+//! - `scenarios`: the core scenarios, each on the embedded backend and on a real nats-server;
+//! - `memory`: the embedded backend as a real backend;
+//! - `nats`: what only a real nats-server shows (frozen and killed servers, auth, TLS);
+//! - `hostile`: bad input and misuse, hostile payloads, reporters and checkpoint files.
+//!
+//! `cargo test --test integration` runs them; the chaos suite is a binary of its own
+//! (`cargo test --test chaos`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod hostile;
+mod memory;
+mod nats;
+mod scenarios;
