@@ -168,6 +168,8 @@ async fn stats_snapshot_follows_the_events() {
     server.delete_consumers("HERALD");
     c.publish("k.4", "x").await.expect("publish");
     take_seqs(&mut sub, 1).await;
+    // The replay of 4 is complete once the application asks for more.
+    assert_quiet(&mut sub, Duration::from_millis(20)).await;
     let name = sub.consumer_name().to_string();
     let checkpointed = || stats.snapshot().subscriptions[&name].last_checkpointed;
     let state = || format!("{:?}", stats.snapshot());
