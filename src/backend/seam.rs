@@ -131,33 +131,17 @@ pub(crate) enum ConsumerItem {
     },
 }
 
-/// A change of connection state, as the backend sees it.
+/// A change of connection state, as the backend sees it. `AttemptFailed`: a connection attempt
+/// failed, and the client goes on trying.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ConnectionChange {
-    Connected {
-        server: Arc<str>,
-    },
-    Disconnected {
-        server: Arc<str>,
-        cause: Arc<str>,
-    },
-    Reconnecting {
-        attempt: u32,
-        delay: Duration,
-    },
-    LameDuck {
-        server: Arc<str>,
-    },
-    SlowConsumer {
-        sid: u64,
-    },
-    ServerError {
-        message: Arc<str>,
-    },
-    /// A connection attempt failed (the client goes on trying).
-    AttemptFailed {
-        error: Arc<str>,
-    },
+    Connected { server: Arc<str> },
+    Disconnected { server: Arc<str>, cause: Arc<str> },
+    Reconnecting { attempt: u32, delay: Duration },
+    LameDuck { server: Arc<str> },
+    SlowConsumer { sid: u64 },
+    ServerError { message: Arc<str> },
+    AttemptFailed { error: Arc<str> },
 }
 
 /// Receives connection changes; called from the backend's own task, one change at a time.

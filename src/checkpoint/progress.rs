@@ -163,81 +163,81 @@ impl Acks {
     }
 }
 
-/// Runs [`run`] and reports `CheckpointFailed` if it ever dies (a panicking store): a
-/// subscription whose checkpoints stopped must not be silent about it.
-pub(crate) async fn supervise<R: Reporter>(
-    acks: Arc<Acks>,
-    store: Arc<dyn CheckpointStore>,
-    key: CheckpointKey,
-    names: Names,
-    policy: CheckpointPolicy,
-    emitter: Arc<Emitter<R>>,
-) {
-    let saver = run(
-        acks.clone(),
-        store,
-        key,
-        names.clone(),
-        policy,
-        emitter.clone(),
-    );
-    let died = AssertUnwindSafe(saver).catch_unwind().await.is_err();
-    acks.finish();
-    if died {
-        emit_for!(
-            emitter,
-            names,
-            CheckpointFailed {
-                seq: acks.saveable(),
-                error: "the checkpoint task panicked: no further checkpoint is saved".into(),
-            }
-        );
-    }
+/// What saves one subscription's checkpoints: its acknowledgements, where they go, when, and
+/// whom to tell.
+pub(crate) struct Saver<R> {
+    pub(crate) acks: Arc<Acks>,
+    pub(crate) store: Arc<dyn CheckpointStore>,
+    pub(crate) key: CheckpointKey,
+    pub(crate) names: Names,
+    pub(crate) policy: CheckpointPolicy,
+    pub(crate) emitter: Arc<Emitter<R>>,
 }
 
-/// Saves `acks` through `store` until the subscription closes. Reports `CheckpointSaved` and
-/// `CheckpointFailed`; a failed save is retried at the next batch and never moves `saved`.
-async fn run<R: Reporter>(
-    acks: Arc<Acks>,
-    store: Arc<dyn CheckpointStore>,
-    key: CheckpointKey,
-    names: Names,
-    policy: CheckpointPolicy,
-    emitter: Arc<Emitter<R>>,
-) {
-    let mut ticker = tokio::time::interval(policy.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let closing = acks.closing.load(Ordering::Acquire);
-        let acked = acks.saveable();
-        if acked > acks.saved() {
-            match store.save(&key, acked).await {
-                Ok(()) => {
-                    acks.saved.fetch_max(acked, Ordering::AcqRel);
-                    acks.failing.store(false, Ordering::Release);
-                    acks.saved_waker.wake();
-                    emit_for!(emitter, names, CheckpointSaved { seq: acked });
+impl<R: Reporter> Saver<R> {
+    /// Saves until the subscription closes, and reports `CheckpointFailed` if the saving ever
+    /// dies (a panicking store): a subscription whose checkpoints stopped must not be silent.
+    pub(crate) async fn supervise(self) {
+        let died = AssertUnwindSafe(self.run()).catch_unwind().await.is_err();
+        self.acks.finish();
+        if died {
+            emit_for!(
+                self.emitter,
+                self.names,
+                CheckpointFailed {
+                    seq: self.acks.saveable(),
+                    error: "the checkpoint task panicked: no further checkpoint is saved".into(),
                 }
-                Err(error) => {
-                    acks.failing.store(true, Ordering::Release);
-                    acks.saved_waker.wake();
-                    emit_for!(
-                        emitter,
-                        names,
-                        CheckpointFailed {
-                            seq: acked,
-                            error: error.to_string().into(),
-                        }
-                    );
+            );
+        }
+    }
+
+    /// Saves the acknowledgements through the store until the subscription closes. Reports
+    /// `CheckpointSaved` and `CheckpointFailed`; a failed save is retried at the next batch and
+    /// never moves `saved`.
+    async fn run(&self) {
+        let Saver {
+            acks,
+            store,
+            key,
+            names,
+            policy,
+            emitter,
+        } = self;
+        let mut ticker = tokio::time::interval(policy.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let closing = acks.closing.load(Ordering::Acquire);
+            let acked = acks.saveable();
+            if acked > acks.saved() {
+                match store.save(key, acked).await {
+                    Ok(()) => {
+                        acks.saved.fetch_max(acked, Ordering::AcqRel);
+                        acks.failing.store(false, Ordering::Release);
+                        acks.saved_waker.wake();
+                        emit_for!(emitter, names, CheckpointSaved { seq: acked });
+                    }
+                    Err(error) => {
+                        acks.failing.store(true, Ordering::Release);
+                        acks.saved_waker.wake();
+                        emit_for!(
+                            emitter,
+                            names,
+                            CheckpointFailed {
+                                seq: acked,
+                                error: error.to_string().into(),
+                            }
+                        );
+                    }
                 }
             }
-        }
-        if closing {
-            return;
-        }
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = acks.wake.notified() => {}
+            if closing {
+                return;
+            }
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = acks.wake.notified() => {}
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::backend::{ConsumerSpec, DeliverFrom};
-use crate::checkpoint::progress::{self, Acks};
+use crate::checkpoint::progress::{Acks, Saver};
 use crate::checkpoint::{CheckpointKey, CheckpointPolicy, CheckpointStore, MemoryCheckpointStore};
 use crate::emitter::{emit, emit_for, Names};
 use crate::error::{Error, ErrorKind, Result};
@@ -200,14 +200,15 @@ async fn subscribe<R: Reporter>(
     // position begins a new history that the first acknowledgement overwrites.
     let acks = Arc::new(Acks::new(high_water, options.policy.every));
     state.track_saver(names.consumer.clone(), acks.clone());
-    let checkpointer = tokio::spawn(progress::supervise(
-        acks.clone(),
-        options.store.clone(),
+    let saver = Saver {
+        acks: acks.clone(),
+        store: options.store.clone(),
         key,
-        names.clone(),
-        options.policy,
-        state.emitter.clone(),
-    ));
+        names: names.clone(),
+        policy: options.policy,
+        emitter: state.emitter.clone(),
+    };
+    let checkpointer = tokio::spawn(saver.supervise());
     emit!(
         state.emitter,
         Subscribed {
