@@ -3,7 +3,8 @@
 //!
 //! - this file: [`Subscription`], the stream the application reads;
 //! - `builder.rs`: [`Subscribe`](builder::Subscribe), its options, and subscribing;
-//! - `resume.rs`: **the resume algorithm** (cursor, loss, replay, faults, resubscribe);
+//! - `resume.rs`: **the resume algorithm** (cursor, loss, faults, resubscribe);
+//! - `replay.rs`: which messages are replayed, and when the replay is reported;
 //! - `message.rs`: [`Message`] and its acknowledgement;
 //! - `json.rs`: [`JsonSubscription`](json::JsonSubscription), typed payloads.
 
@@ -23,6 +24,7 @@ use crate::reporter::{NullReporter, Reporter};
 pub(crate) mod builder;
 pub(crate) mod json;
 pub(crate) mod message;
+mod replay;
 mod resume;
 
 /// An async stream of [`Message`]s that survives reconnects, missed heartbeats, deleted consumers

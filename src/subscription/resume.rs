@@ -34,22 +34,7 @@ use crate::position::StartPosition;
 use crate::reporter::Reporter;
 use crate::state::{CoordinatorState, Signals};
 use crate::subscription::message::Message;
-
-/// A pending replay: known range, started when its first message is yielded.
-#[derive(Clone, Copy, Debug)]
-struct Replay {
-    from: Option<u64>,
-    to: u64,
-    started: Option<Instant>,
-    events: u64,
-}
-
-impl Replay {
-    /// Time from the first replayed message to now.
-    fn elapsed(&self) -> std::time::Duration {
-        self.started.map(|t| t.elapsed()).unwrap_or_default()
-    }
-}
+use crate::subscription::replay::Replays;
 
 /// The outcome of a successful (re)subscribe.
 pub(super) struct Resumed {
@@ -123,10 +108,7 @@ pub(super) struct Resume<R> {
     attempt: u32,
     /// When the current consumer started streaming: one that lived a while resets `attempt`.
     streaming_since: Option<Instant>,
-    replay: Option<Replay>,
-    /// A replay whose last message was yielded: `ReplayCompleted { events, elapsed }` is
-    /// reported when the application asks for the next message, so it has every replayed one.
-    replay_done: Option<(u64, std::time::Duration)>,
+    replays: Replays,
     /// The last sequence handed to the application (or the position it started from).
     last_yielded: u64,
     key_offset: usize,
@@ -160,8 +142,7 @@ impl<R: Reporter> Resume<R> {
             last_miss: None,
             attempt: 0,
             streaming_since: None,
-            replay: None,
-            replay_done: None,
+            replays: Replays::default(),
             last_yielded: high_water,
         };
         resume.on_resumed(resumed);
@@ -204,25 +185,7 @@ impl<R: Reporter> Resume<R> {
             self.cursor = Some(last);
         }
         let from = self.cursor.map(|c| c + 1);
-        let pending = bounds.last >= from.unwrap_or(bounds.first) && bounds.last >= bounds.first;
-        self.replay = match self.replay.filter(|r| r.started.is_some()) {
-            // A replay a resubscribe interrupted goes on to the new end of the stream: one
-            // `ReplayStarted`, one `ReplayCompleted`.
-            Some(started) if pending => Some(Replay {
-                to: bounds.last.max(started.to),
-                ..started
-            }),
-            Some(started) => {
-                self.replay_done = Some((started.events, started.elapsed()));
-                None
-            }
-            None => pending.then_some(Replay {
-                from,
-                to: bounds.last,
-                started: None,
-                events: 0,
-            }),
-        };
+        self.replays.resumed(from, bounds);
         self.expected_consumer_seq = 1;
         self.missed_heartbeats = 0;
         self.last_miss = None;
@@ -288,7 +251,10 @@ impl<R: Reporter> Resume<R> {
         }
         self.cursor = Some(raw.seq);
         self.high_water = self.high_water.max(raw.seq);
-        let replayed = self.track_replay(raw.seq, raw.pending);
+        let seen = self.replays.message(raw.seq, raw.pending);
+        if let Some((from, to)) = seen.started {
+            emit_for!(self.state.emitter, self.names, ReplayStarted { from, to });
+        }
 
         let seq = raw.seq;
         self.last_yielded = seq;
@@ -298,34 +264,10 @@ impl<R: Reporter> Resume<R> {
             subject: raw.subject,
             payload: raw.payload,
             published_at: raw.published_at,
-            replayed,
+            replayed: seen.replayed,
             key_offset: self.key_offset,
             acks: self.acks.clone(),
         })
-    }
-
-    /// Reports the replay's start with its first message and its end with its last; returns
-    /// whether `seq` is part of the replay.
-    fn track_replay(&mut self, seq: u64, pending: u64) -> bool {
-        let Some(mut replay) = self.replay else {
-            return false;
-        };
-        let replayed = seq <= replay.to;
-        if replayed {
-            replay.events += 1;
-            if replay.started.is_none() {
-                replay.started = Some(Instant::now());
-                let (from, to) = (*replay.from.get_or_insert(seq), replay.to);
-                emit_for!(self.state.emitter, self.names, ReplayStarted { from, to });
-            }
-        }
-        // Done at `to`, when nothing matching is left, or when a message beyond it arrives.
-        let done = !replayed || seq >= replay.to || pending == 0;
-        self.replay = (!done).then_some(replay);
-        if let (true, Some(_)) = (done, replay.started) {
-            self.replay_done = Some((replay.events, replay.elapsed()));
-        }
-        replayed
     }
 
     /// The backend saw retention remove messages in `first..=last` that this consumer had not
@@ -348,14 +290,12 @@ impl<R: Reporter> Resume<R> {
         self.cursor = Some(scanned);
         self.high_water = self.high_water.max(scanned);
         self.acks.advance_idle(self.last_yielded, scanned);
-        if let Some(replay) = self.replay.take().filter(|r| r.started.is_some()) {
-            self.replay_done = Some((replay.events, replay.elapsed()));
-        }
+        self.replays.idle();
     }
 
     /// Reports the `ReplayCompleted` of a replay whose last message the application has taken.
     pub(super) fn report_replay_done(&mut self) {
-        if let Some((events, elapsed)) = self.replay_done.take() {
+        if let Some((events, elapsed)) = self.replays.take_done() {
             emit_for!(
                 self.state.emitter,
                 self.names,
