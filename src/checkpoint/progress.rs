@@ -99,6 +99,11 @@ impl Acks {
         self.holding.store(true, Ordering::Release);
     }
 
+    /// The sequences the checkpoint is kept below, oldest first.
+    pub(crate) fn held(&self) -> Vec<u64> {
+        self.held.lock().iter().copied().collect()
+    }
+
     /// Lets the checkpoint move past `seq` again.
     pub(crate) fn release(&self, seq: u64) {
         let mut held = self.held.lock();
@@ -121,9 +126,18 @@ impl Acks {
     }
 
     /// Records that every sequence up to `seq` is processed.
+    ///
+    /// Acknowledgements are cumulative, so an application that acknowledges a message after a
+    /// later one was processed concurrently out of order; debug builds say so.
     #[inline]
     pub(crate) fn ack(&self, seq: u64) {
         let previous = self.acked.fetch_max(seq, Ordering::AcqRel);
+        debug_assert!(
+            seq >= previous || self.closing.load(Ordering::Relaxed),
+            "herald: message {seq} acknowledged after {previous}: acknowledgements are \
+             cumulative (acking {previous} marked {seq} processed already); acknowledge in \
+             delivery order"
+        );
         if seq > previous && seq.saturating_sub(self.saved.load(Ordering::Relaxed)) >= self.every {
             self.wake.notify_one();
         }

@@ -135,6 +135,29 @@ impl<T: DeserializeOwned, R: Reporter> JsonSubscription<T, R> {
         self.inner.acks().release(seq);
     }
 
+    /// The sequences of undecodable messages the checkpoint is held below (under
+    /// [`DecodePolicy::Hold`]), oldest first: what [`skip`](Self::skip) takes.
+    ///
+    /// ```
+    /// # use herald::{Coordinator, StartPosition};
+    /// # #[derive(serde::Deserialize)] struct Alert { id: u32 }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> herald::Result<()> {
+    /// # let coordinator = Coordinator::builder().connect().await?;
+    /// # let mut alerts = coordinator.subscribe(">").start(StartPosition::All).await?.json::<Alert>();
+    /// coordinator.publish("alerts.1", "not json").await?;
+    /// assert!(alerts.next().await.expect("open").is_err());
+    /// assert_eq!(alerts.held(), vec![1]);
+    /// for seq in alerts.held() {
+    ///     alerts.skip(seq); // logged, dead-lettered, ...: let the checkpoint go on
+    /// }
+    /// assert!(alerts.held().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn held(&self) -> Vec<u64> {
+        self.inner.acks().held()
+    }
+
     /// The underlying subscription.
     pub fn get_ref(&self) -> &Subscription<R> {
         &self.inner

@@ -34,8 +34,14 @@ impl Message {
         self.subject.get(self.key_offset..).unwrap_or(&self.subject)
     }
 
-    /// Marks this message, and every message delivered before it, as processed. Cheap and
-    /// non-blocking: the checkpoint is saved in batches (see [`CheckpointPolicy`](crate::CheckpointPolicy)).
+    /// Marks this message, **and every message delivered before it**, as processed. Cheap and
+    /// non-blocking: the checkpoint is saved in batches (see
+    /// [`CheckpointPolicy`](crate::CheckpointPolicy)).
+    ///
+    /// Acknowledgements are cumulative, like a stream offset: an application that processes
+    /// messages concurrently must acknowledge a message only once every earlier one is done,
+    /// or a crash skips the unfinished ones. Debug builds panic on an acknowledgement that
+    /// arrives after a later message's.
     #[inline]
     pub fn ack(&self) {
         self.acks.ack(self.seq);
