@@ -59,6 +59,9 @@ pub(crate) struct StreamBounds {
     pub(crate) first: u64,
     /// The highest sequence ever assigned (0 when nothing was published).
     pub(crate) last: u64,
+    /// When the stream was created: its identity. A stream deleted and created again has
+    /// another, even when its sequences have not gone backwards yet.
+    pub(crate) created: SystemTime,
 }
 
 /// Where a new consumer starts.

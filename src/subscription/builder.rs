@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::position::StartPosition;
 use crate::reporter::{NullReporter, Reporter};
 use crate::state::{CoordinatorState, Signals};
-use crate::subscription::resume::{initial_cursor, open_consumer, Resume};
+use crate::subscription::resume::{initial_cursor, open_consumer, Known, Resume};
 use crate::subscription::Subscription;
 
 /// Options of a subscription, set through [`Coordinator::subscribe`](crate::Coordinator::subscribe).
@@ -191,7 +191,10 @@ async fn subscribe<R: Reporter>(
         state.clone(),
         spec.clone(),
         move |bounds| initial_cursor(start, checkpoint, bounds),
-        high_water,
+        Known {
+            high_water,
+            ..Known::default()
+        },
     )
     .await;
     let resumed = opened?;

@@ -107,7 +107,11 @@ mod tests {
     use super::*;
 
     fn bounds(first: u64, last: u64) -> StreamBounds {
-        StreamBounds { first, last }
+        StreamBounds {
+            first,
+            last,
+            created: std::time::SystemTime::UNIX_EPOCH,
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use futures::future::BoxFuture;
 
@@ -47,14 +47,35 @@ pub(super) struct Resumed {
     reset_from: Option<u64>,
 }
 
+/// What a subscription knew of its stream before a (re)subscribe: enough to tell the stream it
+/// finds is not the one it was reading.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Known {
+    /// The highest sequence reached (delivered, scanned, or the checkpoint resumed from).
+    pub(super) high_water: u64,
+    /// The cursor, which a subscription that has received nothing yet also has.
+    pub(super) cursor: Option<u64>,
+    /// The stream's identity, once seen.
+    pub(super) created: Option<SystemTime>,
+}
+
+impl Known {
+    /// Whether `bounds` belong to another stream than the one known: its sequences went
+    /// backwards below what was reached, or it was created anew.
+    fn reset_by(&self, bounds: StreamBounds) -> bool {
+        self.high_water > bounds.last || self.created.is_some_and(|c| c != bounds.created)
+    }
+}
+
 /// Opens a consumer: removes the old one (a crashed process may have left it), reads the
 /// bounds (recreating a stream deleted underneath), picks the cursor (`cursor_for`), notices a
-/// stream that was reset below `high_water`, and creates the consumer after the cursor.
+/// stream that was reset, and creates the consumer after the cursor. A reset stream is read
+/// from its start.
 pub(super) async fn open_consumer<R>(
     state: Arc<CoordinatorState<R>>,
     mut spec: ConsumerSpec,
     cursor_for: impl FnOnce(StreamBounds) -> Option<u64>,
-    high_water: u64,
+    known: Known,
 ) -> Result<Resumed> {
     let backend = &state.backend;
     backend.delete_consumer(&spec.name).await?;
@@ -62,7 +83,7 @@ pub(super) async fn open_consumer<R>(
         Err(error) if error.kind() == ErrorKind::StreamNotFound => state.recreate_stream().await?,
         bounds => bounds?,
     };
-    let reset = high_water > bounds.last;
+    let reset = known.reset_by(bounds);
     let cursor = if reset {
         Some(bounds.first.saturating_sub(1))
     } else {
@@ -72,11 +93,12 @@ pub(super) async fn open_consumer<R>(
         spec.from = DeliverFrom::Sequence(c + 1);
     }
     let consumer = backend.create_consumer(&spec).await?;
+    let position = known.high_water.max(known.cursor.unwrap_or(0));
     Ok(Resumed {
         consumer,
         bounds,
         cursor,
-        reset_from: reset.then_some(high_water),
+        reset_from: reset.then_some(position),
     })
 }
 
@@ -99,6 +121,8 @@ pub(super) struct Resume<R> {
     /// Highest sequence known to have been reached (delivered, or the checkpoint resumed from):
     /// a stream whose last sequence is below it was reset.
     high_water: u64,
+    /// The stream's identity: its creation time when last (re)subscribed.
+    stream_created: Option<SystemTime>,
     /// Whether the filter matches every subject of the stream, so a stream-sequence jump is loss.
     covers_stream: bool,
     expected_consumer_seq: u64,
@@ -136,6 +160,7 @@ impl<R: Reporter> Resume<R> {
             phase: Phase::Done,
             cursor: resumed.cursor,
             high_water,
+            stream_created: None,
             covers_stream,
             expected_consumer_seq: 1,
             missed_heartbeats: 0,
@@ -179,6 +204,7 @@ impl<R: Reporter> Resume<R> {
             self.last_yielded = 0;
             self.acks.reset();
         }
+        self.stream_created = Some(bounds.created);
         self.cursor = cursor;
         if let Some((first, last)) = self.cursor.and_then(|c| lost_range(c, bounds)) {
             self.report_lost(first, last);
@@ -224,10 +250,15 @@ impl<R: Reporter> Resume<R> {
         );
         let state = self.state.clone();
         let spec = self.spec.clone();
-        let (cursor, high_water) = (self.cursor, self.high_water);
+        let known = Known {
+            high_water: self.high_water,
+            cursor: self.cursor,
+            created: self.stream_created,
+        };
+        let cursor = self.cursor;
         self.phase = Phase::Resubscribing(Box::pin(async move {
             tokio::time::sleep(delay).await;
-            open_consumer(state, spec, move |_| cursor, high_water).await
+            open_consumer(state, spec, move |_| cursor, known).await
         }));
     }
 
@@ -418,7 +449,11 @@ mod tests {
     use super::*;
 
     fn b(first: u64, last: u64) -> StreamBounds {
-        StreamBounds { first, last }
+        StreamBounds {
+            first,
+            last,
+            created: std::time::SystemTime::UNIX_EPOCH,
+        }
     }
 
     #[test]

@@ -267,6 +267,32 @@ async fn a_deleted_and_recreated_stream_starts_over_and_says_so(target: Target) 
 }
 on_both_backends!(a_deleted_and_recreated_stream_starts_over_and_says_so);
 
+/// A subscription that has received nothing yet still notices its stream was deleted and
+/// created again (by the stream's identity: its sequences have not gone backwards below any
+/// delivery), says so, and reads the new stream from its start.
+async fn a_stream_reset_before_the_first_message_is_not_silent(target: Target) {
+    let (c, rec) = target.recorded("EARLY").await;
+    publish_n(&c, 10).await;
+    let new = c.subscribe(">").start(StartPosition::New);
+    let sub = new.await.expect("subscribe");
+    target.delete_stream("EARLY").await;
+    let reader = take_seqs_meanwhile(sub, 15);
+    rec.wait_for(EventKind::StreamReset).await;
+    let all: Vec<u64> = (1..=15).collect();
+    assert_eq!(publish_n(&c, 15).await, all);
+    let (_sub, delivered) = reader.await.expect("join");
+    assert_eq!(delivered, all, "the new stream from its start");
+    assert_recorded!(
+        rec,
+        CoordinatorEvent::StreamReset {
+            position: 10,
+            last_seq: 0,
+            ..
+        }
+    );
+}
+on_both_backends!(a_stream_reset_before_the_first_message_is_not_silent);
+
 async fn a_purge_reports_exactly_what_was_not_yet_delivered(target: Target) {
     let (c, rec) = target.recorded("PURGE").await;
     let mut sub = subscribe_all(&c, ">").await;

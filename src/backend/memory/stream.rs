@@ -52,6 +52,7 @@ impl MemoryStream {
         Self {
             state: Mutex::new(StreamState {
                 messages: VecDeque::new(),
+                created: SystemTime::now(),
                 first_seq: 1,
                 last_seq: 0,
                 bytes: 0,
@@ -74,6 +75,8 @@ impl MemoryStream {
 
 pub(super) struct StreamState {
     pub(super) messages: VecDeque<StoredMessage>,
+    /// When the stream was created: its identity.
+    pub(super) created: SystemTime,
     /// Sequence of `messages[0]`, or `last_seq + 1` when empty.
     pub(super) first_seq: u64,
     pub(super) last_seq: u64,
@@ -101,6 +104,7 @@ impl StreamState {
         StreamBounds {
             first: self.first_seq,
             last: self.last_seq,
+            created: self.created,
         }
     }
 

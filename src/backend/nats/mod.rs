@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::{self, stream};
 
@@ -171,7 +171,7 @@ impl NatsBackend {
             })?;
         Ok(StreamReadyInfo {
             created,
-            bounds: bounds_of(&info.state),
+            bounds: bounds_of(&info),
         })
     }
 
@@ -263,7 +263,7 @@ impl NatsBackend {
     /// The stream's bounds; `StreamNotFound` when it was deleted underneath Herald.
     pub(crate) async fn bounds(&self) -> Result<StreamBounds> {
         match self.js.get_stream(&*self.spec.name).await {
-            Ok(stream) => Ok(bounds_of(&stream.cached_info().state)),
+            Ok(stream) => Ok(bounds_of(stream.cached_info())),
             Err(e) => Err(request_error("could not read the stream's state", e)),
         }
     }
@@ -345,16 +345,15 @@ impl NatsBackend {
     }
 }
 
-fn bounds_of(state: &stream::State) -> StreamBounds {
-    if state.messages == 0 {
-        StreamBounds {
-            first: state.last_sequence + 1,
-            last: state.last_sequence,
-        }
-    } else {
-        StreamBounds {
-            first: state.first_sequence,
-            last: state.last_sequence,
-        }
+fn bounds_of(info: &stream::Info) -> StreamBounds {
+    let state = &info.state;
+    StreamBounds {
+        first: if state.messages == 0 {
+            state.last_sequence + 1
+        } else {
+            state.first_sequence
+        },
+        last: state.last_sequence,
+        created: SystemTime::from(info.created),
     }
 }
