@@ -53,6 +53,10 @@ pub enum ErrorKind {
     StreamMismatch,
     /// The consumer does not exist (deleted by an operator, expired, or never created).
     ConsumerNotFound,
+    /// Another owner keeps taking this subscription's consumer: a coordinator elsewhere with
+    /// the same node id and durable name. Two owners would delete each other's consumer for
+    /// ever; give each node its own id.
+    ConsumerTaken,
     /// The server reported an error that has no more specific kind.
     Server,
     /// A payload could not be decoded into the subscription's type.

@@ -85,6 +85,15 @@ impl Backend {
         }
     }
 
+    /// The instance of the consumer `name` on the server (which a consumer of the same name
+    /// created again does not share), or `None` when there is none.
+    pub(crate) async fn consumer_instance(&self, name: &str) -> Result<Option<u128>> {
+        match self {
+            Backend::Memory(b) => b.consumer_instance(name),
+            Backend::Nats(b) => b.consumer_instance(name).await,
+        }
+    }
+
     /// Deletes a consumer; a consumer that does not exist is not an error.
     pub(crate) async fn delete_consumer(&self, name: &str) -> Result<()> {
         match self {
@@ -105,6 +114,14 @@ pub(crate) enum Consumer {
 }
 
 impl Consumer {
+    /// This consumer's instance on the server.
+    pub(crate) fn instance(&self) -> u128 {
+        match self {
+            Consumer::Memory(c) => c.instance(),
+            Consumer::Nats(c) => c.instance(),
+        }
+    }
+
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<ConsumerItem> {
         match self {
             Consumer::Memory(c) => c.poll_next(cx),

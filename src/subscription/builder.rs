@@ -132,7 +132,9 @@ async fn subscribe<R: Reporter>(
     let full_filter: Arc<str> = format!("{}.{}", state.prefix, filter).into();
     let names = Names {
         stream: state.stream.clone(),
-        consumer: format!("{}-{}", state.node, durable).into(),
+        // `:` is in neither a node id nor a durable name: node `a-b` with durable `c` and node
+        // `a` with durable `b-c` get different consumers.
+        consumer: format!("{}:{}", state.node, durable).into(),
     };
     let key = CheckpointKey {
         stream: names.stream.clone(),

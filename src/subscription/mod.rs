@@ -78,7 +78,7 @@ impl<R: Reporter> Subscription<R> {
         futures::StreamExt::next(self).await
     }
 
-    /// The consumer's name: `<node>-<durable>`, unique per node, stream and filter.
+    /// The consumer's name: `<node>:<durable>`, unique per node, stream and filter.
     pub fn consumer_name(&self) -> &str {
         &self.resume.spec.name
     }

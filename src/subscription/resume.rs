@@ -45,6 +45,8 @@ pub(super) struct Resumed {
     /// Set when the stream's sequences went backwards (deleted and recreated): the position
     /// the subscription had reached.
     reset_from: Option<u64>,
+    /// The name was held by a consumer this subscription had not created.
+    taken: bool,
 }
 
 /// What a subscription knew of its stream before a (re)subscribe: enough to tell the stream it
@@ -57,6 +59,10 @@ pub(super) struct Known {
     pub(super) cursor: Option<u64>,
     /// The stream's identity, once seen.
     pub(super) created: Option<SystemTime>,
+    /// The instance of the consumer this subscription created last.
+    pub(super) ours: Option<u128>,
+    /// The previous resubscribe found the consumer name taken by an instance not ours.
+    pub(super) taken_before: bool,
 }
 
 impl Known {
@@ -78,6 +84,22 @@ pub(super) async fn open_consumer<R>(
     known: Known,
 ) -> Result<Resumed> {
     let backend = &state.backend;
+    // A consumer of this name that this subscription did not create: once, it may be an
+    // attempt whose answer was lost; twice in a row, another owner is recreating it.
+    let mut taken = false;
+    if let Some(ours) = known.ours {
+        let found = backend.consumer_instance(&spec.name).await?;
+        taken = found.is_some_and(|instance| instance != ours);
+        if taken && known.taken_before {
+            return Err(Error::new(
+                ErrorKind::ConsumerTaken,
+                format!(
+                    "consumer {} was recreated by another owner twice in a row: another coordinator uses the same node id and durable name; give each node its own id",
+                    spec.name
+                ),
+            ));
+        }
+    }
     backend.delete_consumer(&spec.name).await?;
     let bounds = match backend.bounds().await {
         Err(error) if error.kind() == ErrorKind::StreamNotFound => state.recreate_stream().await?,
@@ -99,6 +121,7 @@ pub(super) async fn open_consumer<R>(
         bounds,
         cursor,
         reset_from: reset.then_some(position),
+        taken,
     })
 }
 
@@ -123,6 +146,9 @@ pub(super) struct Resume<R> {
     high_water: u64,
     /// The stream's identity: its creation time when last (re)subscribed.
     stream_created: Option<SystemTime>,
+    /// The instance of the consumer created last, and whether its name had been taken.
+    instance: Option<u128>,
+    taken: bool,
     /// Whether the filter matches every subject of the stream, so a stream-sequence jump is loss.
     covers_stream: bool,
     expected_consumer_seq: u64,
@@ -161,6 +187,8 @@ impl<R: Reporter> Resume<R> {
             cursor: resumed.cursor,
             high_water,
             stream_created: None,
+            instance: None,
+            taken: false,
             covers_stream,
             expected_consumer_seq: 1,
             missed_heartbeats: 0,
@@ -190,7 +218,10 @@ impl<R: Reporter> Resume<R> {
             bounds,
             cursor,
             reset_from,
+            taken,
         } = resumed;
+        self.instance = Some(consumer.instance());
+        self.taken = taken;
         if let Some(position) = reset_from {
             emit_for!(
                 self.state.emitter,
@@ -254,6 +285,8 @@ impl<R: Reporter> Resume<R> {
             high_water: self.high_water,
             cursor: self.cursor,
             created: self.stream_created,
+            ours: self.instance,
+            taken_before: self.taken,
         };
         let cursor = self.cursor;
         self.phase = Phase::Resubscribing(Box::pin(async move {

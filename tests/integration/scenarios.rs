@@ -6,11 +6,12 @@ use std::time::{Duration, SystemTime};
 use herald::reporter::{from_fn, ReporterExt};
 use herald::testing::{events_built, RecordingReporter};
 use herald::{
-    CheckpointPolicy, CoordinatorEvent, EventKind, FileCheckpointStore, MemoryCheckpointStore,
-    NullReporter, StartPosition,
+    CheckpointPolicy, CoordinatorEvent, ErrorKind, EventKind, FileCheckpointStore,
+    MemoryCheckpointStore, NullReporter, StartPosition,
 };
 
 use crate::support::client::Operator;
+use crate::support::wait::DEADLINE;
 use crate::support::{
     assert_quiet, assert_recorded, connect, on_both_backends, publish_and_take, publish_n,
     recorded, seqs, subscribe_all, take, take_seqs, take_seqs_meanwhile, Target,
@@ -344,3 +345,88 @@ async fn replay_is_reported_before_its_first_message_reaches_the_application(tar
     );
 }
 on_both_backends!(replay_is_reported_before_its_first_message_reaches_the_application);
+
+/// Consumer names are unambiguous: node `a-b` with durable `c` and node `a` with durable
+/// `b-c` are two subscriptions, not one consumer fought over.
+async fn node_and_durable_names_never_collide(target: Target) {
+    let on_node = |node: &str, rec: RecordingReporter| {
+        let builder = target.builder().stream("NAMES").node_id(node);
+        builder.reporter(rec).connect()
+    };
+    let (rec_p, rec_q) = (RecordingReporter::new(), RecordingReporter::new());
+    let p = on_node("a-b", rec_p.clone()).await.expect("connect");
+    let q = on_node("a", rec_q.clone()).await.expect("connect");
+    let sub_p = p
+        .subscribe(">")
+        .durable("c")
+        .start(StartPosition::All)
+        .await;
+    let mut sub_p = sub_p.expect("subscribe");
+    let sub_q = q
+        .subscribe(">")
+        .durable("b-c")
+        .start(StartPosition::All)
+        .await;
+    let mut sub_q = sub_q.expect("subscribe");
+    assert_ne!(sub_p.consumer_name(), sub_q.consumer_name());
+    publish_n(&p, 3).await;
+    assert_eq!(take_seqs(&mut sub_p, 3).await, vec![1, 2, 3]);
+    assert_eq!(take_seqs(&mut sub_q, 3).await, vec![1, 2, 3]);
+    for rec in [&rec_p, &rec_q] {
+        assert_eq!(
+            rec.count(EventKind::ConsumerDeleted),
+            0,
+            "{:?}",
+            rec.kinds()
+        );
+    }
+}
+on_both_backends!(node_and_durable_names_never_collide);
+
+/// Two coordinators with the same node id and durable name (two processes misconfigured
+/// alike) do not delete each other's consumer for ever: one of them ends with
+/// `ConsumerTaken`, saying why, and the other goes on.
+async fn a_second_owner_of_a_consumer_ends_the_tug_of_war_with_a_clear_error(target: Target) {
+    let connect = |rec: RecordingReporter| {
+        let builder = target.builder().stream("TWICE").node_id("same");
+        builder.reporter(rec).connect()
+    };
+    let (rec_a, rec_b) = (RecordingReporter::new(), RecordingReporter::new());
+    let a = connect(rec_a.clone()).await.expect("connect a");
+    let b = connect(rec_b.clone()).await.expect("connect b");
+    let sub_a = a
+        .subscribe(">")
+        .durable("cache")
+        .start(StartPosition::All)
+        .await;
+    let mut sub_a = sub_a.expect("subscribe a");
+    let sub_b = b
+        .subscribe(">")
+        .durable("cache")
+        .start(StartPosition::All)
+        .await;
+    let mut sub_b = sub_b.expect("subscribe b");
+    let ended = tokio::time::timeout(DEADLINE, async {
+        tokio::select! {
+            item = sub_a.next() => ("a", item),
+            item = sub_b.next() => ("b", item),
+        }
+    });
+    let (who, item) = match ended.await {
+        Ok(ended) => ended,
+        Err(_) => panic!("no end: a {:?}\nb {:?}", rec_a.events(), rec_b.kinds()),
+    };
+    let error = item.expect("an item").expect_err("an error, not a message");
+    assert_eq!(error.kind(), ErrorKind::ConsumerTaken, "{error}");
+    assert!(error.to_string().contains("node id"), "{error}");
+    let (winner, rec) = if who == "a" {
+        (&mut sub_b, &rec_a)
+    } else {
+        (&mut sub_a, &rec_b)
+    };
+    let deletions = rec.count(EventKind::ConsumerDeleted);
+    assert!(deletions <= 3, "{deletions} deletions: {:?}", rec.kinds());
+    publish_n(&a, 2).await;
+    assert_eq!(take_seqs(winner, 2).await, vec![1, 2]);
+}
+on_both_backends!(a_second_owner_of_a_consumer_ends_the_tug_of_war_with_a_clear_error);

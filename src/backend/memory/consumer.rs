@@ -71,6 +71,11 @@ impl MemoryConsumer {
         }
     }
 
+    /// This consumer's instance on the server: its id.
+    pub(crate) fn instance(&self) -> u128 {
+        u128::from(self.id)
+    }
+
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<ConsumerItem> {
         // A subscriber draining a backlog must still let its runtime's other tasks run.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));

@@ -197,6 +197,16 @@ impl MemoryBackend {
         ))
     }
 
+    /// The instance of the consumer `name` (its id), or `None` when there is none.
+    pub(crate) fn consumer_instance(&self, name: &str) -> Result<Option<u128>> {
+        self.check_connected()?;
+        Ok(self
+            .stream()
+            .ok()
+            .and_then(|stream| stream.state.lock().consumers.get(name).copied())
+            .map(u128::from))
+    }
+
     pub(crate) fn delete_consumer(&self, name: &str) {
         if let Ok(stream) = self.stream() {
             let mut state = stream.state.lock();

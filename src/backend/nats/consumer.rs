@@ -13,6 +13,12 @@ use futures::Stream as _;
 use crate::backend::seam::{ConsumerItem, Fault, RawMessage};
 use crate::error::{Error, ErrorKind};
 
+/// A consumer's instance: its creation time in nanoseconds, which a consumer of the same name
+/// created again does not share.
+pub(super) fn instance_of(info: &consumer::Info) -> u128 {
+    info.created.unix_timestamp_nanos().unsigned_abs()
+}
+
 /// What the server says of a consumer when asked while idle.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Progress {
@@ -23,6 +29,8 @@ pub(super) struct Progress {
     scanned: u64,
     /// Matching messages not yet delivered.
     pending: u64,
+    /// The instance of the consumer that answered: another than ours was created in its place.
+    instance: u128,
 }
 
 /// A pull consumer's message stream.
@@ -52,6 +60,8 @@ pub(crate) struct NatsConsumer {
     pub(super) idle_after: Duration,
     pub(super) idle: Pin<Box<tokio::time::Sleep>>,
     pub(super) check: Option<futures::future::BoxFuture<'static, Option<Progress>>>,
+    /// This consumer's instance on the server: its creation time in nanoseconds.
+    pub(super) instance: u128,
 }
 
 impl fmt::Debug for NatsConsumer {
@@ -67,6 +77,7 @@ impl NatsConsumer {
         handle: consumer::PullConsumer,
         start: u64,
         heartbeat: Duration,
+        instance: u128,
     ) -> Self {
         let idle_after = heartbeat.saturating_mul(6);
         Self {
@@ -81,7 +92,13 @@ impl NatsConsumer {
             idle_after,
             idle: Box::pin(tokio::time::sleep_until(crate::deadline::after(idle_after))),
             check: None,
+            instance,
         }
+    }
+
+    /// This consumer's instance on the server.
+    pub(crate) fn instance(&self) -> u128 {
+        self.instance
     }
 
     fn reset_idle(&mut self) {
@@ -89,8 +106,13 @@ impl NatsConsumer {
         self.idle.as_mut().reset(next);
     }
 
-    /// What an idle check found: a lost tail, or how far the consumer scanned.
+    /// What an idle check found: a consumer replaced by another of the same name (whose
+    /// pulls would now share it), a lost tail, or how far the consumer scanned.
     fn checked(&mut self, progress: Progress) -> Option<ConsumerItem> {
+        if progress.instance != self.instance {
+            self.ended = true;
+            return Some(ConsumerItem::Fault(Fault::ConsumerDeleted));
+        }
         if progress.delivered > self.last_consumer_seq {
             let (delivered, received) = (progress.delivered, self.last_consumer_seq);
             return Some(ConsumerItem::Fault(Fault::Other(Error::new(
@@ -164,6 +186,7 @@ impl NatsConsumer {
                     delivered: info.delivered.consumer_sequence,
                     scanned: info.delivered.stream_sequence,
                     pending: info.num_pending,
+                    instance: instance_of(&info),
                 })
             }));
         };

@@ -27,6 +27,7 @@ mod consumer;
 mod errors;
 mod options;
 
+use self::consumer::instance_of;
 pub(crate) use self::consumer::NatsConsumer;
 use self::errors::{connect_error, request_error, JetStreamCode};
 pub use self::options::NatsOptions;
@@ -308,19 +309,53 @@ impl NatsBackend {
             )
             .max_messages_per_batch(500)
             .messages()
-            .await
-            .map_err(|e| {
-                Error::with_source(
+            .await;
+        let messages = match messages {
+            Ok(messages) => messages,
+            Err(e) => {
+                // Not left behind for the next attempt to mistake for another owner's.
+                let _ = self.delete_consumer(&spec.name).await;
+                return Err(Error::with_source(
                     ErrorKind::Disconnected,
                     format!("could not start consuming {}", spec.name),
                     e,
-                )
-            })?;
+                ));
+            }
+        };
         let start = match spec.from {
             DeliverFrom::Sequence(seq) => seq.max(1),
             DeliverFrom::Time(_) => 1,
         };
-        Ok(NatsConsumer::new(messages, consumer, start, spec.heartbeat))
+        let instance = instance_of(consumer.cached_info());
+        Ok(NatsConsumer::new(
+            messages,
+            consumer,
+            start,
+            spec.heartbeat,
+            instance,
+        ))
+    }
+
+    /// The instance of the consumer `name` on the server (its creation time, in nanoseconds),
+    /// or `None` when there is none.
+    pub(crate) async fn consumer_instance(&self, name: &str) -> Result<Option<u128>> {
+        use jetstream::context::ConsumerInfoErrorKind as K;
+        let stream = self.js.get_stream_no_info(&*self.spec.name).await;
+        let stream = stream.map_err(|e| request_error("could not look up the stream", e))?;
+        match stream.consumer_info(name).await {
+            Ok(info) => Ok(Some(instance_of(&info))),
+            Err(e) if matches!(e.kind(), K::NotFound | K::StreamNotFound) => Ok(None),
+            Err(e) if e.kind() == K::TimedOut => Err(Error::with_source(
+                ErrorKind::Timeout,
+                format!("could not look up consumer {name}"),
+                e,
+            )),
+            Err(e) => Err(Error::with_source(
+                ErrorKind::Disconnected,
+                format!("could not look up consumer {name}"),
+                e,
+            )),
+        }
     }
 
     /// Deletes a consumer; one that does not exist (or whose stream does not) is not an error.
