@@ -168,7 +168,11 @@ pub enum CoordinatorEvent {
         /// Last stream sequence of the stream when the replay started.
         to: u64,
     },
-    /// The replay reached `to` (or the end of the matching messages): the subscription is live.
+    /// The application has taken the last replayed message: reported when it asks for the
+    /// next message (or when the subscription ends), so an application that marks itself
+    /// ready on this event has every replayed message in hand. The replay ends at `to`, or
+    /// earlier when no matching message is left. A replay interrupted by another resubscribe
+    /// goes on to the new end of the stream: one `ReplayStarted`, one `ReplayCompleted`.
     ReplayCompleted {
         /// The stream.
         stream: Arc<str>,
@@ -179,11 +183,16 @@ pub enum CoordinatorEvent {
         /// Time from `ReplayStarted` to the last replayed message.
         elapsed: Duration,
     },
-    /// Retention removed stream sequences `first..=last` before they were delivered.
+    /// Retention (or a purge) removed stream sequences `first..=last` before they were
+    /// delivered.
     ///
-    /// For a subscription whose filter does not cover the whole stream, the range names the
-    /// stream sequences that may have held matching events: the server no longer knows their
-    /// subjects.
+    /// For a `>` subscription the range is exact. For a filtered one it names only ranges that
+    /// could have held a matching event: on the embedded backend, from the first to the last
+    /// removed message that matched; on NATS, which no longer knows the removed subjects, the
+    /// stream sequences between the last delivered (or scanned-past) message and the next, when
+    /// the server's count of pending matching messages shows some were removed. A filtered
+    /// subscription moves its position past non-matching traffic while idle, so a later resume
+    /// does not call that traffic lost.
     EventsLost {
         /// The stream.
         stream: Arc<str>,
