@@ -2,7 +2,7 @@
 //! deliver it, and contain a panicking reporter.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::event::{CoordinatorEvent, EventKind};
@@ -16,6 +16,8 @@ use crate::reporter::Reporter;
 pub(crate) struct Emitter<R> {
     reporter: R,
     panics: AtomicU64,
+    /// Set by the last event (`Shutdown`): nothing is delivered after it.
+    ended: AtomicBool,
 }
 
 #[cfg_attr(herald_no_reporting, allow(dead_code))]
@@ -24,6 +26,18 @@ impl<R: Reporter> Emitter<R> {
         Self {
             reporter,
             panics: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+        }
+    }
+
+    /// Reports the last event: after it, the reporter hears nothing more from this coordinator
+    /// (a subscription task that ends later, a late connection change).
+    pub(crate) fn emit_last(&self, kind: EventKind, build: impl FnOnce() -> CoordinatorEvent) {
+        let event = self.wants(kind).then(build);
+        if !self.ended.swap(true, Ordering::AcqRel) {
+            if let Some(event) = event {
+                self.report(event);
+            }
         }
     }
 
@@ -57,6 +71,12 @@ impl<R: Reporter> Emitter<R> {
 
     #[inline(never)]
     fn deliver(&self, event: CoordinatorEvent) {
+        if !self.ended.load(Ordering::Acquire) {
+            self.report(event);
+        }
+    }
+
+    fn report(&self, event: CoordinatorEvent) {
         if catch_unwind(AssertUnwindSafe(|| self.reporter.report_owned(event))).is_err() {
             self.panics.fetch_add(1, Ordering::Relaxed);
         }

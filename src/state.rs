@@ -114,6 +114,15 @@ impl<R> CoordinatorState<R> {
         let _ = tokio::time::timeout(limit, all).await;
     }
 
+    /// The last sequence the application acknowledged on the latest subscription of
+    /// `consumer` (0 when none).
+    pub(crate) fn last_acked(&self, consumer: &str) -> u64 {
+        self.savers
+            .lock()
+            .get(consumer)
+            .map_or(0, |acks| acks.acked())
+    }
+
     /// Records the acknowledgements of a new subscription of `consumer`.
     pub(crate) fn track_saver(&self, consumer: Arc<str>, acks: Arc<Acks>) {
         self.savers.lock().insert(consumer, acks);

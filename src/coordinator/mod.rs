@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::backend::memory::MemoryServer;
 use crate::backend::Backend;
 use crate::emitter::emit;
+use crate::event::{CoordinatorEvent, EventKind};
 use crate::reporter::{NullReporter, Reporter};
 use crate::state::{CoordinatorState, Signals};
 use crate::subscription::builder::Subscribe;
@@ -142,14 +143,25 @@ impl<R: Reporter> Coordinator<R> {
             .save_all(self.state.config.publish_deadline)
             .await;
         self.state.backend.close(&self.state.listener).await;
+        // Each subscription ended: said here, in order, since nothing follows `Shutdown`.
+        for (name, _) in &subs {
+            let last_processed = self.state.last_acked(name);
+            emit!(
+                self.state.emitter,
+                Unsubscribed {
+                    stream: self.state.stream.clone(),
+                    consumer: name.clone(),
+                    last_processed,
+                }
+            );
+        }
         let count = subs.len() as u64;
-        emit!(
-            self.state.emitter,
-            Shutdown {
+        self.state
+            .emitter
+            .emit_last(EventKind::Shutdown, || CoordinatorEvent::Shutdown {
                 stream: self.state.stream.clone(),
                 subscriptions: count,
-            }
-        );
+            });
     }
 
     /// The embedded server, when the coordinator runs on the embedded backend.

@@ -3,15 +3,11 @@
 //! Each scenario asserts that every event arrived exactly once and in order (or the exact loss),
 //! that every fault was reported, and that no consumer was leaked on the server.
 //!
-//! `cargo test --test chaos` runs them alone.
+//! `cargo test --test chaos` runs them alone. `schedules.rs` adds seeded random fault schedules.
 
-/// The parts of the integration tests' support that the chaos suite uses.
-mod support {
-    pub(crate) mod client;
-    pub(crate) mod events;
-    pub(crate) mod nats_server;
-    pub(crate) mod wait;
-}
+mod support;
+
+mod schedules;
 
 use std::collections::BTreeSet;
 use std::path::Path;
