@@ -35,6 +35,10 @@ pub enum ErrorKind {
     CheckpointMismatch,
     /// A checkpoint could not be read or written (I/O, permissions, the user's store).
     CheckpointIo,
+    /// A checkpoint is owned by another process or store (it holds the checkpoint's lock): two
+    /// owners would overwrite each other's progress. Not transient: the owner keeps it as long
+    /// as it runs.
+    CheckpointLocked,
     /// The backend is not connected; the operation may succeed later.
     Disconnected,
     /// The server did not answer in time.
@@ -68,7 +72,9 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// True for faults that go away by themselves: a retry after a backoff may succeed.
     ///
-    /// Subscriptions retry transient faults forever; anything else ends them.
+    /// Subscriptions retry transient faults forever; anything else ends them. A
+    /// [`CheckpointLocked`](ErrorKind::CheckpointLocked) checkpoint is not transient: its
+    /// owner may hold it for as long as it runs.
     pub fn is_transient(self) -> bool {
         matches!(
             self,

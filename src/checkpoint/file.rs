@@ -1,28 +1,66 @@
-//! [`FileCheckpointStore`]: one small JSON file per checkpoint, replaced atomically.
+//! [`FileCheckpointStore`]: one small JSON file per checkpoint, replaced atomically, and one
+//! lock file per checkpoint so that it has a single owner.
 
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointKey, CheckpointStore};
 use crate::error::{Error, ErrorKind, Result};
 
-/// Keeps each checkpoint in its own small JSON file in a directory, replaced atomically.
+/// Keeps each checkpoint in its own small JSON file in a directory, replaced atomically, and
+/// gives each checkpoint a single owner.
 ///
-/// A save writes a temporary file, fsyncs it, renames it over the old one and fsyncs the
-/// directory: after a crash the file holds either the old or the new checkpoint, never a mix.
-/// The file records its stream, durable name and filter; loading a checkpoint written for another
-/// subscription is a [`CheckpointMismatch`](ErrorKind::CheckpointMismatch) error, and a file that
-/// is not a checkpoint is [`CheckpointCorrupt`](ErrorKind::CheckpointCorrupt).
+/// A save writes a temporary file of its own, fsyncs it, renames it over the old one and fsyncs
+/// the directory: after a crash the file holds either the old or the new checkpoint, never a mix,
+/// and saves that overlap never corrupt it. The file records its stream, durable name and filter;
+/// loading a checkpoint written for another subscription is a
+/// [`CheckpointMismatch`](ErrorKind::CheckpointMismatch) error, and a file that is not a
+/// checkpoint is [`CheckpointCorrupt`](ErrorKind::CheckpointCorrupt).
+///
+/// # One owner per checkpoint
+///
+/// Two owners of one checkpoint (two processes subscribing with the same stream and durable name
+/// on the same directory) would overwrite each other's progress. So the first `load` or `save`
+/// of a checkpoint takes an exclusive lock on `<stream>.<durable>.checkpoint.lock` in the
+/// directory (an advisory `flock` on Unix, `LockFileEx` on Windows) and keeps it:
+///
+/// - this store and its clones share their locks: they may load and save the checkpoint again
+///   (a subscription dropped and opened again, in the same process);
+/// - any other owner — another process, or another `FileCheckpointStore` made with
+///   [`new`](Self::new), even in the same process — gets a
+///   [`CheckpointLocked`](ErrorKind::CheckpointLocked) error that names the checkpoint and its
+///   lock file: the subscribe call fails instead of two subscriptions taking turns;
+/// - the lock is released by [`release`](CheckpointStore::release), or when the last clone of
+///   this store is dropped (a subscription drops its store once it has saved its last
+///   checkpoint), or when the process exits, however it exits.
+///
+/// The directory is created (and made durable) when a checkpoint is first loaded or saved. Lock
+/// files stay in the directory: they are empty, and deleting one while its owner runs would let
+/// a second owner in. Where the platform cannot lock files at all (the standard library
+/// reports it as unsupported), checkpoints are kept without a lock.
 ///
 /// ```no_run
 /// use herald::FileCheckpointStore;
 /// let store = FileCheckpointStore::new("/var/lib/my-service/herald");
+/// let same_owner = store.clone(); // shares the locks of `store`
 /// ```
 #[derive(Clone, Debug)]
 pub struct FileCheckpointStore {
     dir: PathBuf,
+    locks: Arc<Locks>,
+}
+
+/// The lock files held by one store and its clones, by path; closing a file releases its lock.
+#[derive(Debug, Default)]
+struct Locks {
+    held: Mutex<HashMap<PathBuf, File>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -34,10 +72,17 @@ struct FileCheckpoint {
     seq: u64,
 }
 
+/// Makes every temporary file name unique within this process; the process id makes it unique
+/// across processes.
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
 impl FileCheckpointStore {
-    /// A store that keeps its files in `dir` (created on first save).
+    /// A store that keeps its files in `dir` (created when a checkpoint is first loaded or saved).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            locks: Arc::default(),
+        }
     }
 
     /// The file that holds `key`'s checkpoint. Stream and durable names are validated to
@@ -47,7 +92,129 @@ impl FileCheckpointStore {
             .join(format!("{}.{}.checkpoint.json", key.stream, key.durable))
     }
 
-    fn load_blocking(path: &Path, key: &CheckpointKey) -> Result<Option<u64>> {
+    /// The file whose lock makes this store the owner of `key`'s checkpoint.
+    fn lock_path_for(&self, key: &CheckpointKey) -> PathBuf {
+        self.dir
+            .join(format!("{}.{}.checkpoint.lock", key.stream, key.durable))
+    }
+
+    fn target(&self, key: &CheckpointKey) -> Target {
+        Target {
+            dir: self.dir.clone(),
+            path: self.path_for(key),
+            lock: self.lock_path_for(key),
+            key: key.clone(),
+            locks: self.locks.clone(),
+        }
+    }
+}
+
+/// Where one checkpoint lives, and the locks of the store that owns it: what a blocking load
+/// or save needs.
+struct Target {
+    dir: PathBuf,
+    path: PathBuf,
+    lock: PathBuf,
+    key: CheckpointKey,
+    locks: Arc<Locks>,
+}
+
+impl Target {
+    /// Takes the lock on the checkpoint, unless this store already holds it.
+    fn own(&self) -> Result<()> {
+        // Held while the lock is taken: two clones taking it at once would open the lock file
+        // twice, and the second open would find the first one's lock.
+        let mut held = self.locks.held.lock();
+        if held.contains_key(&self.lock) {
+            if self.lock.exists() {
+                return Ok(());
+            }
+            // The directory or the lock file was deleted underneath: the lock held is on a
+            // file nobody else can see any more. Take the lock again, on a file others see.
+            held.remove(&self.lock);
+        }
+        create_dir_durably(&self.dir).map_err(|e| {
+            Error::with_source(
+                ErrorKind::CheckpointIo,
+                format!(
+                    "could not create the checkpoint directory {}",
+                    self.dir.display()
+                ),
+                e,
+            )
+        })?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock)
+            .map_err(|e| {
+                Error::with_source(
+                    ErrorKind::CheckpointIo,
+                    format!("could not open the checkpoint lock {}", self.lock.display()),
+                    e,
+                )
+            })?;
+        match file.try_lock() {
+            Ok(()) => self.remove_stale_temps(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::new(
+                    ErrorKind::CheckpointLocked,
+                    format!(
+                        "checkpoint {} is owned by another process or FileCheckpointStore, which holds the lock {}: a checkpoint has one owner at a time (stop the other owner, or use another durable name or directory)",
+                        self.key,
+                        self.lock.display()
+                    ),
+                ))
+            }
+            // A platform without file locks: keeping checkpoints unlocked beats refusing them.
+            Err(TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::with_source(
+                    ErrorKind::CheckpointIo,
+                    format!("could not lock checkpoint {}", self.lock.display()),
+                    e,
+                ))
+            }
+        }
+        held.insert(self.lock.clone(), file);
+        Ok(())
+    }
+
+    /// Removes the temporary files that saves interrupted by a crash left behind. Called with
+    /// the lock just taken: every save holds the lock, so only this process may be writing one,
+    /// and its own (named after its process id) are left alone.
+    fn remove_stale_temps(&self) {
+        let Some(name) = self.path.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        let prefix = format!("{name}.");
+        let ours = format!("{}.", std::process::id());
+        // Best effort: a leftover temporary file wastes a few bytes and harms nothing, so it
+        // must not fail the load.
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(middle) = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|n| n.strip_suffix("tmp"))
+            else {
+                continue;
+            };
+            if !middle.starts_with(&ours) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    fn load(&self) -> Result<Option<u64>> {
+        self.own()?;
+        let path = &self.path;
+        let key = &self.key;
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -98,8 +265,8 @@ impl FileCheckpointStore {
         Ok(Some(file.seq))
     }
 
-    fn save_blocking(dir: &Path, path: &Path, key: &CheckpointKey, seq: u64) -> Result<()> {
-        use std::io::Write;
+    fn save(&self, seq: u64) -> Result<()> {
+        let path = &self.path;
         let io = |what: &str, e: std::io::Error| {
             Error::with_source(
                 ErrorKind::CheckpointIo,
@@ -107,37 +274,85 @@ impl FileCheckpointStore {
                 e,
             )
         };
-        std::fs::create_dir_all(dir).map_err(|e| io("create the directory for", e))?;
+        self.own()?;
         let body = serde_json::to_vec(&FileCheckpoint {
             version: 1,
-            stream: key.stream.to_string(),
-            durable: key.durable.to_string(),
-            filter: key.filter.to_string(),
+            stream: self.key.stream.to_string(),
+            durable: self.key.durable.to_string(),
+            filter: self.key.filter.to_string(),
             seq,
         })
         .map_err(|e| {
             Error::with_source(ErrorKind::CheckpointIo, "could not encode checkpoint", e)
         })?;
-        let tmp = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
-        file.write_all(&body).map_err(|e| io("write", e))?;
-        file.sync_all().map_err(|e| io("fsync", e))?;
-        drop(file);
-        std::fs::rename(&tmp, path).map_err(|e| io("replace", e))?;
-        // The rename is durable only once the directory entry is.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
+        // A name of its own: two saves writing one temporary file would interleave their bytes
+        // and rename a mix (or a file the other one just renamed away).
+        let mut temp = path.as_os_str().to_owned();
+        temp.push(format!(
+            ".{}.{}.tmp",
+            std::process::id(),
+            NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
+        ));
+        let temp = PathBuf::from(temp);
+        let written = write_durably(&temp, &body)
+            .map_err(|e| io("write", e))
+            .and_then(|()| std::fs::rename(&temp, path).map_err(|e| io("replace", e)));
+        if let Err(e) = written {
+            // Best effort: the save already failed; a leftover is removed by the next owner.
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
         }
-        Ok(())
+        // The rename is durable only once the directory entry is.
+        sync_dir(&self.dir).map_err(|e| io("fsync the directory of", e))
     }
+}
+
+/// Writes `body` to a new file at `path` and fsyncs it.
+fn write_durably(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(body)?;
+    file.sync_all()
+}
+
+/// Creates `dir` and its missing parents, and fsyncs the parent of each one created: a new
+/// directory survives a crash only once its entry in its parent does.
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    std::fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        match created.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory, which makes the entries created or renamed in it durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Directory entries are made durable with the files themselves outside Unix (and a directory
+/// cannot be opened as a file there).
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 impl CheckpointStore for FileCheckpointStore {
     fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>> {
-        let path = self.path_for(key);
-        let key = key.clone();
+        let target = self.target(key);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || Self::load_blocking(&path, &key))
+            tokio::task::spawn_blocking(move || target.load())
                 .await
                 .map_err(|e| {
                     Error::with_source(ErrorKind::CheckpointIo, "checkpoint load task failed", e)
@@ -146,16 +361,21 @@ impl CheckpointStore for FileCheckpointStore {
     }
 
     fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>> {
-        let dir = self.dir.clone();
-        let path = self.path_for(key);
-        let key = key.clone();
+        // The target holds the locks: a store dropped during the save stays the owner until
+        // the save is over.
+        let target = self.target(key);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || Self::save_blocking(&dir, &path, &key, seq))
+            tokio::task::spawn_blocking(move || target.save(seq))
                 .await
                 .map_err(|e| {
                     Error::with_source(ErrorKind::CheckpointIo, "checkpoint save task failed", e)
                 })?
         })
+    }
+
+    fn release(&self, key: &CheckpointKey) {
+        // Closing the lock file releases the lock.
+        self.locks.held.lock().remove(&self.lock_path_for(key));
     }
 }
 
@@ -219,5 +439,131 @@ mod tests {
         let store = FileCheckpointStore::new(blocker.join("sub"));
         let err = store.save(&key(), 1).await.expect_err("must fail");
         assert_eq!(err.kind(), ErrorKind::CheckpointIo);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_saves_of_one_key_never_corrupt_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCheckpointStore::new(dir.path());
+        for round in 0..300u64 {
+            let written: Vec<u64> = (1..=4).map(|writer| round * 4 + writer).collect();
+            let saves: Vec<_> = written
+                .iter()
+                .map(|&seq| {
+                    let store = store.clone();
+                    tokio::spawn(async move { store.save(&key(), seq).await })
+                })
+                .collect();
+            for save in saves {
+                save.await.expect("join").expect("save");
+            }
+            let loaded = store
+                .load(&key())
+                .await
+                .expect("load")
+                .expect("a checkpoint");
+            assert!(written.contains(&loaded), "round {round}: loaded {loaded}");
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[tokio::test]
+    async fn a_second_owner_gets_a_clear_error_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = FileCheckpointStore::new(dir.path());
+        first.save(&key(), 7).await.expect("save");
+        assert_eq!(first.load(&key()).await.expect("load"), Some(7));
+        // Its clones are the same owner: a subscription dropped and opened again.
+        let clone = first.clone();
+        assert_eq!(clone.load(&key()).await.expect("load again"), Some(7));
+
+        let second = FileCheckpointStore::new(dir.path());
+        for err in [
+            second.load(&key()).await.expect_err("locked"),
+            second.save(&key(), 8).await.expect_err("locked"),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::CheckpointLocked, "{err}");
+            assert!(!err.is_transient());
+            let message = err.to_string();
+            assert!(message.contains("S/d (S.>)"), "{message}");
+            assert!(message.contains("S.d.checkpoint.lock"), "{message}");
+            assert!(message.contains("owned by another"), "{message}");
+        }
+        // Another key is not locked.
+        let other = CheckpointKey {
+            durable: "e".into(),
+            ..key()
+        };
+        assert_eq!(second.load(&other).await.expect("other key"), None);
+
+        drop(first);
+        assert!(clone.load(&key()).await.is_ok(), "a clone keeps the lock");
+        drop(clone);
+        assert_eq!(second.load(&key()).await.expect("load"), Some(7));
+        second.save(&key(), 8).await.expect("save");
+        assert_eq!(second.load(&key()).await.expect("load"), Some(8));
+    }
+
+    #[tokio::test]
+    async fn release_lets_another_owner_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = FileCheckpointStore::new(dir.path());
+        let second = FileCheckpointStore::new(dir.path());
+        first.load(&key()).await.expect("load");
+        assert!(second.load(&key()).await.is_err());
+        first.release(&key());
+        second.load(&key()).await.expect("load after release");
+        let err = first
+            .load(&key())
+            .await
+            .expect_err("now the second owns it");
+        assert_eq!(err.kind(), ErrorKind::CheckpointLocked, "{err}");
+    }
+
+    #[tokio::test]
+    async fn leftovers_of_a_crashed_save_are_removed_by_the_next_owner() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCheckpointStore::new(dir.path());
+        let path = store.path_for(&key());
+        let mut stale = path.as_os_str().to_owned();
+        stale.push(".4000000000.3.tmp");
+        let legacy = path.with_extension("json.tmp");
+        std::fs::write(&stale, b"{").expect("write");
+        std::fs::write(&legacy, b"{").expect("write");
+        assert_eq!(store.load(&key()).await.expect("load"), None);
+        assert!(!std::path::Path::new(&stale).exists());
+        assert!(!legacy.exists());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_directory_is_created_again_and_locked_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCheckpointStore::new(dir.path().join("state"));
+        store.save(&key(), 1).await.expect("save");
+        std::fs::remove_dir_all(dir.path().join("state")).expect("remove");
+        store.save(&key(), 2).await.expect("save");
+        assert_eq!(store.load(&key()).await.expect("load"), Some(2));
+        let other = FileCheckpointStore::new(dir.path().join("state"));
+        let err = other.load(&key()).await.expect_err("locked again");
+        assert_eq!(err.kind(), ErrorKind::CheckpointLocked, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_directory_made_unusable_after_the_load_fails_saves_with_an_io_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let checkpoints = dir.path().join("checkpoints");
+        let store = FileCheckpointStore::new(&checkpoints);
+        assert_eq!(store.load(&key()).await.expect("load"), None);
+        // The load created the directory, for its lock file.
+        assert!(checkpoints.is_dir());
+        std::fs::remove_dir_all(&checkpoints).expect("remove");
+        std::fs::write(&checkpoints, b"not a directory").expect("write");
+        let err = store.save(&key(), 1).await.expect_err("must fail");
+        assert_eq!(err.kind(), ErrorKind::CheckpointIo, "{err}");
     }
 }

@@ -5,7 +5,8 @@
 //! resumes at checkpoint + 1, so at most the unsaved window is delivered again.
 //!
 //! Two stores are bundled: [`MemoryCheckpointStore`] (for tests, and for processes that do not
-//! need to survive a restart) and [`FileCheckpointStore`] (atomic replace: write, fsync, rename).
+//! need to survive a restart) and [`FileCheckpointStore`] (atomic replace: write, fsync, rename;
+//! one owner per checkpoint, through a lock file).
 //! Implement the trait to keep checkpoints in your own database.
 //!
 //! - this file: [`CheckpointKey`], [`CheckpointStore`], [`CheckpointPolicy`],
@@ -72,6 +73,15 @@ pub trait CheckpointStore: Send + Sync + 'static {
 
     /// Durably records that every sequence up to `seq` has been processed.
     fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>>;
+
+    /// Lets go of `key`'s checkpoint, once its subscription has ended and no load or save of it
+    /// is running: a store that gives each checkpoint a single owner (like
+    /// [`FileCheckpointStore`](crate::FileCheckpointStore)) lets another owner load it from then on.
+    ///
+    /// The default does nothing: most stores do not track owners.
+    fn release(&self, key: &CheckpointKey) {
+        let _ = key;
+    }
 }
 
 impl<S: CheckpointStore + ?Sized> CheckpointStore for Arc<S> {
@@ -81,6 +91,10 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for Arc<S> {
 
     fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>> {
         (**self).save(key, seq)
+    }
+
+    fn release(&self, key: &CheckpointKey) {
+        (**self).release(key)
     }
 }
 

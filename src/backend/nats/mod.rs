@@ -21,7 +21,7 @@ use crate::backend::seam::{
     StreamReadyInfo, StreamSpec,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::redact::{redact_addr, redact_url};
+use crate::redact::{redact_addr, redact_url, split_server_list};
 
 mod consumer;
 mod errors;
@@ -56,10 +56,10 @@ impl NatsBackend {
         spec: StreamSpec,
         listener: ConnectionListener,
     ) -> Result<Self> {
-        let addrs: Vec<async_nats::ServerAddr> = options
-            .urls
-            .split(',')
-            .map(|u| u.trim().parse())
+        // The same split as redaction: a comma in a password belongs to it.
+        let addrs: Vec<async_nats::ServerAddr> = split_server_list(&options.urls)
+            .into_iter()
+            .map(str::parse)
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| {
                 Error::with_source(

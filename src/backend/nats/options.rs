@@ -152,14 +152,7 @@ impl NatsOptions {
         listener: ConnectionListener,
     ) -> Result<async_nats::ConnectOptions> {
         // async-nats ignores credentials written in the URL: honour them unless set explicitly.
-        let from_url = addrs.iter().find_map(|a| {
-            let user = a.username()?.to_string();
-            Some(match a.password() {
-                Some(password) => Auth::UserPassword(user, password.to_string()),
-                None => Auth::Token(user),
-            })
-        });
-        let auth = match (&self.auth, from_url) {
+        let auth = match (&self.auth, credentials_in(addrs)) {
             (Auth::None, Some(auth)) => auth,
             (auth, _) => auth.clone(),
         };
@@ -242,5 +235,95 @@ impl NatsOptions {
                     listener(change);
                 }
             }))
+    }
+}
+
+/// The credentials written in the first server URL that has some, decoded: a URL keeps its
+/// user and password percent-encoded (`%40` for `@`, and whatever the URL parser encoded),
+/// and the server wants them as they were typed.
+fn credentials_in(addrs: &[async_nats::ServerAddr]) -> Option<Auth> {
+    addrs.iter().find_map(|a| {
+        let user = percent_decode(a.username()?);
+        Some(match a.password() {
+            Some(password) => Auth::UserPassword(user, percent_decode(password)),
+            None => Auth::Token(user),
+        })
+    })
+}
+
+/// Decodes `%XX` escapes; anything else, including a `%` not followed by two hex digits, is
+/// kept as it is, and so is the whole text when the decoded bytes are not UTF-8.
+fn percent_decode(text: &str) -> String {
+    fn hex(digit: u8) -> Option<u8> {
+        char::from(digit)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', high, low]) => hex(*high).zip(hex(*low)).map(|(h, l)| h * 16 + l),
+            _ => None,
+        };
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).unwrap_or_else(|_| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::split_server_list;
+
+    #[test]
+    fn debug_never_shows_a_comma_password() {
+        for urls in [
+            "nats://alice:pa55,w0rd@host:4222",
+            "nats://a:1,nats://alice:pa55,w0rd,s3cr@b:2,c:3",
+            "alice:pa55,w0rd@host:4222",
+        ] {
+            let options = NatsOptions::new(urls).user_and_password("bob", "s3cr");
+            let shown = format!("{options:?}");
+            for part in ["alice", "pa55", "w0rd", "s3cr", "bob"] {
+                assert!(!shown.contains(part), "{part:?} shows in {shown}");
+            }
+            assert!(shown.contains("***@"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_urls_are_decoded_and_keep_their_commas() {
+        let addrs: Vec<async_nats::ServerAddr> =
+            split_server_list("nats://a:1,nats://alice:pa55,w0rd@b:2,nats://c:3")
+                .into_iter()
+                .map(|u| u.parse().expect("address"))
+                .collect();
+        assert_eq!(addrs.len(), 3);
+        assert!(matches!(
+            credentials_in(&addrs),
+            Some(Auth::UserPassword(user, password)) if user == "alice" && password == "pa55,w0rd"
+        ));
+        // Escapes, and characters the URL parser escapes itself (`:` in a password).
+        let addrs: Vec<async_nats::ServerAddr> =
+            ["nats://al%40ice:p%2Cq:r%zz@b:2".parse().expect("address")].into();
+        assert!(matches!(
+            credentials_in(&addrs),
+            Some(Auth::UserPassword(user, password)) if user == "al@ice" && password == "p,q:r%zz"
+        ));
+        let addrs: Vec<async_nats::ServerAddr> = ["tok%2B1@b".parse().expect("address")].into();
+        assert!(matches!(credentials_in(&addrs), Some(Auth::Token(t)) if t == "tok+1"));
+        assert_eq!(percent_decode("%e2%82%ac%"), "\u{20ac}%");
+        assert_eq!(percent_decode("%ff"), "%ff");
     }
 }
