@@ -193,6 +193,8 @@ impl<R: Reporter> Saver<R> {
     /// dies (a panicking store): a subscription whose checkpoints stopped must not be silent.
     pub(crate) async fn supervise(self) {
         let died = AssertUnwindSafe(self.run()).catch_unwind().await.is_err();
+        // The subscription is over: another owner may take the checkpoint (a file lock).
+        self.store.release(&self.key);
         self.acks.finish();
         if died {
             emit_for!(

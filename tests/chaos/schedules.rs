@@ -240,9 +240,10 @@ async fn run_schedule(seed: u64, verbose: bool) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !caught_up() {
         if tokio::time::Instant::now() > deadline {
-            return Err(fail(
-                "the subscriptions did not catch up within 60 s".into(),
-            ));
+            return Err(fail(format!(
+                "the subscriptions did not catch up within 60 s; the log:\n{}",
+                dump(&log)
+            )));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -262,6 +263,34 @@ async fn run_schedule(seed: u64, verbose: bool) -> Result<(), Failure> {
     }
     check(&log, &consumers, &last, &names).map_err(fail)?;
     Ok(())
+}
+
+/// The log for a failure: every event, and each run of deliveries as one line.
+fn dump(log: &Log) -> String {
+    let mut out = String::new();
+    let mut run: Option<(usize, u64, u64)> = None;
+    let flush = |out: &mut String, run: &mut Option<(usize, u64, u64)>| {
+        if let Some((sub, first, last)) = run.take() {
+            out.push_str(&format!("  sub {sub} took #{first}..=#{last}\n"));
+        }
+    };
+    for entry in log.0.lock().iter() {
+        match entry {
+            Entry::Event(event) => {
+                flush(&mut out, &mut run);
+                out.push_str(&format!("  {event}\n"));
+            }
+            Entry::Delivered { sub, seq, .. } => match &mut run {
+                Some((s, _, last)) if s == sub && *last + 1 == *seq => *last = *seq,
+                _ => {
+                    flush(&mut out, &mut run);
+                    run = Some((*sub, *seq, *seq));
+                }
+            },
+        }
+    }
+    flush(&mut out, &mut run);
+    out
 }
 
 async fn publish(

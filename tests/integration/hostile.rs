@@ -315,7 +315,9 @@ async fn an_unwritable_checkpoint_is_reported_and_delivery_goes_on() {
         .checkpoint_policy(every_message(10))
         .await
         .expect("subscribe");
-    // The directory becomes unusable after the checkpoint was loaded: a file stands in its way.
+    // The directory becomes unusable after the checkpoint was loaded (and locked): a file
+    // stands in its way.
+    std::fs::remove_dir_all(&checkpoints).expect("remove");
     std::fs::write(&checkpoints, b"not a directory").expect("write");
     assert_eq!(publish_and_take(&c, &mut sub, 3).await, vec![1, 2, 3]);
     rec.wait_for(EventKind::CheckpointFailed).await;
