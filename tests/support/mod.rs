@@ -1,6 +1,7 @@
 //! Support for the integration tests: the nats-server harness and its client side, waits with
-//! deadlines, publishing and taking messages, assertions on recorded events, and a `Target`
-//! that runs one scenario on the embedded backend or on a real nats-server.
+//! deadlines, publishing and taking messages, assertions on recorded events, a checkpoint store
+//! that misbehaves on demand, and a `Target` that runs one scenario on the embedded backend or on
+//! a real nats-server.
 //!
 //! The chaos suite includes only the parts it uses (see `tests/chaos.rs`).
 
@@ -8,6 +9,7 @@ pub(crate) mod client;
 pub(crate) mod events;
 pub(crate) mod messages;
 pub(crate) mod nats_server;
+pub(crate) mod stores;
 pub(crate) mod target;
 pub(crate) mod wait;
 

@@ -120,6 +120,20 @@ impl Target {
         }
     }
 
+    /// Removes `stream`'s messages up to `seq` as retention would (memory: fault injection;
+    /// NATS: a purge up to `seq + 1`, which is how an operator makes room).
+    pub(crate) async fn remove_through(&self, stream: &str, seq: u64) {
+        match self {
+            Target::Memory(server) => {
+                server.expire_through(stream, seq);
+            }
+            Target::Nats(server) => {
+                let stream = Operator::on(server).await.stream(stream).await;
+                stream.purge().sequence(seq + 1).await.expect("purge");
+            }
+        }
+    }
+
     /// The names of `stream`'s consumers on the server, sorted.
     pub(crate) async fn consumer_names(&self, stream: &str) -> Vec<String> {
         match self {
