@@ -138,6 +138,16 @@ impl<R> CoordinatorState<R> {
     }
 }
 
+impl<R> Drop for CoordinatorState<R> {
+    /// A coordinator dropped without `shutdown` leaves a shared embedded server too: the server
+    /// must not keep its reporter alive, nor tell it of connection changes.
+    fn drop(&mut self) {
+        if let Backend::Memory(memory) = &self.backend {
+            memory.remove_listener(&self.listener);
+        }
+    }
+}
+
 /// What the coordinator tells one open subscription, from another task: the connection came
 /// back, or the coordinator shut down.
 #[derive(Debug, Default)]

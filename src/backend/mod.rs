@@ -52,10 +52,15 @@ impl Backend {
 
     /// Publishes many messages, pipelined where the backend can; one result per message.
     /// The messages are borrowed: the caller keeps them to retry the ones that fail transiently.
-    pub(crate) async fn publish_batch(&self, batch: &[Outgoing<'_>]) -> Vec<Result<PublishAck>> {
+    /// An acknowledgement still awaited at `deadline` fails with a timeout.
+    pub(crate) async fn publish_batch(
+        &self,
+        batch: &[Outgoing<'_>],
+        deadline: tokio::time::Instant,
+    ) -> Vec<Result<PublishAck>> {
         match self {
             Backend::Memory(b) => batch.iter().map(|message| b.publish(*message)).collect(),
-            Backend::Nats(b) => b.publish_batch(batch).await,
+            Backend::Nats(b) => b.publish_batch(batch, deadline).await,
         }
     }
 
@@ -82,6 +87,21 @@ impl Backend {
         match self {
             Backend::Memory(b) => b.remove_listener(listener),
             Backend::Nats(b) => b.close().await,
+        }
+    }
+
+    /// Of the stream sequences `first..=last` that retention removed, the part that could have
+    /// held a message matching `filter`: exact on the embedded backend (it remembers removed
+    /// subjects), the whole range on NATS (which does not).
+    pub(crate) fn removed_matching(
+        &self,
+        filter: &str,
+        first: u64,
+        last: u64,
+    ) -> Option<(u64, u64)> {
+        match self {
+            Backend::Memory(b) => b.removed_matching(filter, first, last),
+            Backend::Nats(_) => Some((first, last)),
         }
     }
 

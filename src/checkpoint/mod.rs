@@ -106,13 +106,14 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for Arc<S> {
 ///
 /// After a crash, a subscription that resumes from its checkpoint (`LastProcessed`) delivers
 /// again exactly the messages after the last saved checkpoint that the crashed process had
-/// been given: **fewer than `every` acknowledged stream sequences, plus the messages it was
-/// given but had not acknowledged** (one, for an application that acknowledges each message
-/// before asking for the next). The bound holds under any load: while `every` acknowledged
-/// sequences wait for a save in flight, the subscription does not hand out the next message
-/// (the save applies back-pressure). While the store *fails*, delivery goes on and every failed
-/// save is reported as [`CheckpointFailed`](crate::CoordinatorEvent::CheckpointFailed): the
-/// bound holds again from the next successful save.
+/// been given: **at most `every` acknowledged messages, plus the messages it was given but had
+/// not acknowledged** (at most one, for an application that acknowledges each message before
+/// asking for the next). The bound holds under any load: while acknowledgements stand `every`
+/// stream sequences past the saved checkpoint, the subscription does not hand out the next
+/// message until a save completes (the save applies back-pressure). While the store *fails*,
+/// delivery goes on and every failed save is reported as
+/// [`CheckpointFailed`](crate::CoordinatorEvent::CheckpointFailed): the bound holds again from
+/// the next successful save.
 ///
 /// Smaller values shrink the window and cost more writes; a checkpoint committed in the
 /// application's own transaction has no window at all.

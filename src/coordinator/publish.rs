@@ -87,7 +87,7 @@ impl<R: Reporter> Coordinator<R> {
                 idempotent: false,
             })
             .collect();
-        let results = state.backend.publish_batch(&batch).await;
+        let results = state.backend.publish_batch(&batch, deadline).await;
         let mut seqs = Vec::with_capacity(results.len());
         for (result, message) in results.into_iter().zip(batch) {
             let ack = match result {
@@ -95,7 +95,19 @@ impl<R: Reporter> Coordinator<R> {
                     self.report_published(message.subject, ack);
                     ack
                 }
-                Err(error) if error.is_transient() => self.publish_until(message, deadline).await?,
+                Err(error) if error.is_transient() && Instant::now() < deadline => {
+                    self.publish_until(message, deadline).await?
+                }
+                Err(error) if error.is_transient() => {
+                    return Err(Error::with_source(
+                        ErrorKind::DeadlineExceeded,
+                        format!(
+                            "the batch was not stored within {:?}",
+                            state.config.publish_deadline
+                        ),
+                        error,
+                    ))
+                }
                 Err(error) => return Err(error),
             };
             seqs.push(ack.seq);
@@ -166,6 +178,15 @@ impl<R: Reporter> Coordinator<R> {
         let subject = message.subject;
         let mut attempt = 0u32;
         loop {
+            if attempt > 0 && Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::DeadlineExceeded,
+                    format!(
+                        "publish to {subject} did not succeed within {:?} ({attempt} attempts)",
+                        state.config.publish_deadline
+                    ),
+                ));
+            }
             attempt += 1;
             let error = match state.backend.publish(message).await {
                 Ok(ack) => {

@@ -47,6 +47,8 @@ pub(super) struct Resumed {
     reset_from: Option<u64>,
     /// The name was held by a consumer this subscription had not created.
     taken: bool,
+    /// What retention removed after the cursor that could have matched the filter.
+    lost: Option<(u64, u64)>,
 }
 
 /// What a subscription knew of its stream before a (re)subscribe: enough to tell the stream it
@@ -116,12 +118,16 @@ pub(super) async fn open_consumer<R>(
     }
     let consumer = backend.create_consumer(&spec).await?;
     let position = known.high_water.max(known.cursor.unwrap_or(0));
+    let lost = cursor
+        .and_then(|c| lost_range(c, bounds))
+        .and_then(|(first, last)| backend.removed_matching(&spec.filter, first, last));
     Ok(Resumed {
         consumer,
         bounds,
         cursor,
         reset_from: reset.then_some(position),
         taken,
+        lost,
     })
 }
 
@@ -219,6 +225,7 @@ impl<R: Reporter> Resume<R> {
             cursor,
             reset_from,
             taken,
+            lost,
         } = resumed;
         self.instance = Some(consumer.instance());
         self.taken = taken;
@@ -237,7 +244,7 @@ impl<R: Reporter> Resume<R> {
         }
         self.stream_created = Some(bounds.created);
         self.cursor = cursor;
-        if let Some((first, last)) = self.cursor.and_then(|c| lost_range(c, bounds)) {
+        if let Some((first, last)) = lost {
             self.report_lost(first, last);
             self.cursor = Some(last);
         }

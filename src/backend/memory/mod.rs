@@ -197,6 +197,22 @@ impl MemoryBackend {
         ))
     }
 
+    /// Of the sequences `first..=last` retention removed, the range from the first to the last
+    /// that matched `filter`, or `None` when none did.
+    pub(crate) fn removed_matching(
+        &self,
+        filter: &str,
+        first: u64,
+        last: u64,
+    ) -> Option<(u64, u64)> {
+        let stream = self.stream().ok()?;
+        let state = stream.state.lock();
+        state
+            .removed_matching(first, filter)
+            .map(|(from, to)| (from, to.min(last)))
+            .filter(|(from, to)| from <= to)
+    }
+
     /// The instance of the consumer `name` (its id), or `None` when there is none.
     pub(crate) fn consumer_instance(&self, name: &str) -> Result<Option<u128>> {
         self.check_connected()?;

@@ -198,23 +198,50 @@ impl NatsBackend {
     }
 
     /// Pipelined publish: keeps up to `WINDOW` acknowledgements in flight and returns one result
-    /// per message, in order.
-    pub(crate) async fn publish_batch(&self, batch: &[Outgoing<'_>]) -> Vec<Result<PublishAck>> {
+    /// per message, in order. async-nats times each acknowledgement out only once it is
+    /// awaited, so against a dead server they would time out one after another: every one
+    /// still awaited at `deadline` fails at once instead.
+    pub(crate) async fn publish_batch(
+        &self,
+        batch: &[Outgoing<'_>],
+        deadline: tokio::time::Instant,
+    ) -> Vec<Result<PublishAck>> {
         const WINDOW: usize = 512;
         let mut results = Vec::with_capacity(batch.len());
         let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
         for message in batch {
             if in_flight.len() == WINDOW {
                 if let Some(pending) = in_flight.pop_front() {
-                    results.push(self.settle(pending).await);
+                    results.push(self.settle_by(pending, deadline).await);
                 }
             }
             in_flight.push_back(self.send(*message).await);
         }
         for pending in in_flight {
-            results.push(self.settle(pending).await);
+            results.push(self.settle_by(pending, deadline).await);
         }
         results
+    }
+
+    /// [`settle`](Self::settle), or a timeout at `deadline`.
+    async fn settle_by(
+        &self,
+        sent: std::result::Result<
+            jetstream::context::PublishAckFuture,
+            jetstream::context::PublishError,
+        >,
+        deadline: tokio::time::Instant,
+    ) -> Result<PublishAck> {
+        match tokio::time::timeout_at(deadline, self.settle(sent)).await {
+            Ok(settled) => settled,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "publish to stream {} was not acknowledged before the deadline",
+                    self.spec.name
+                ),
+            )),
+        }
     }
 
     async fn settle(

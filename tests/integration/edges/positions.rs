@@ -247,8 +247,6 @@ async fn retention_inside_a_filtered_backlog_reports_exactly_the_removed_matches
 }
 
 #[tokio::test]
-#[ignore = "bug: a resubscribe reports stream bounds as lost even when every removed message \
-            was one the filter skips; the embedded server knows their subjects"]
 async fn a_resubscribe_past_expired_traffic_the_filter_skips_reports_no_loss() {
     let server = MemoryServer::new();
     let rec = RecordingReporter::new();
