@@ -55,11 +55,9 @@ enum Step {
         count: u64,
         batch: bool,
     },
-    /// `kill -9` and restart; after a stream deletion a graceful stop instead (see
-    /// [`schedule`]).
+    /// `kill -9` and restart.
     Kill {
         down: Duration,
-        graceful: bool,
     },
     Freeze {
         length: Duration,
