@@ -33,7 +33,11 @@ impl<R: Reporter> Emitter<R> {
     /// Reports the last event: after it, the reporter hears nothing more from this coordinator
     /// (a subscription task that ends later, a late connection change).
     pub(crate) fn emit_last(&self, kind: EventKind, build: impl FnOnce() -> CoordinatorEvent) {
-        let event = self.wants(kind).then(build);
+        let event = self.wants(kind).then(|| {
+            #[cfg(feature = "testing")]
+            crate::testing::count_built();
+            build()
+        });
         if !self.ended.swap(true, Ordering::AcqRel) {
             if let Some(event) = event {
                 self.report(event);

@@ -168,7 +168,7 @@ impl Reporter for RecordingReporter {
 /// ```
 pub fn sample_events() -> Vec<CoordinatorEvent> {
     let s = || -> Arc<str> { "S".into() };
-    let c = || -> Arc<str> { "node-a-cache".into() };
+    let c = || -> Arc<str> { "node-a:cache".into() };
     let server = || -> Arc<str> { "nats://127.0.0.1:4222".into() };
     let ms = Duration::from_millis;
     vec![

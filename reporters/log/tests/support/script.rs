@@ -14,7 +14,7 @@ use herald::{
 pub(crate) const STREAM: &str = "SCRIPT";
 
 /// The durable subscription's consumer: node `node-a`, durable `cache`.
-pub(crate) const CONSUMER: &str = "node-a-cache";
+pub(crate) const CONSUMER: &str = "node-a:cache";
 
 /// Subscribe and consume 1..=3; the consumer is deleted and 4 is replayed; the subscriber goes
 /// away while 5..=9 are published and retention removes 5..=7; it comes back (events lost,
