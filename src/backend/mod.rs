@@ -100,7 +100,7 @@ impl Backend {
         last: u64,
     ) -> Option<(u64, u64)> {
         match self {
-            Backend::Memory(b) => b.removed_matching(filter, first, last),
+            Backend::Memory(b) => b.removed_matching(filter, (first, last)),
             Backend::Nats(_) => Some((first, last)),
         }
     }

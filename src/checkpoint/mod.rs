@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+mod durable;
 pub(crate) mod file;
 pub(crate) mod progress;
 

@@ -15,7 +15,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::position::StartPosition;
 use crate::reporter::{NullReporter, Reporter};
 use crate::state::{CoordinatorState, Signals};
-use crate::subscription::resume::{initial_cursor, open_consumer, Known, Resume};
+use crate::subscription::cursor::initial_cursor;
+use crate::subscription::resume::{open_consumer, Known, Resume};
 use crate::subscription::Subscription;
 
 /// Options of a subscription, set through [`Coordinator::subscribe`](crate::Coordinator::subscribe).

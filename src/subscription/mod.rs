@@ -22,6 +22,7 @@ use crate::error::Result;
 use crate::reporter::{NullReporter, Reporter};
 
 pub(crate) mod builder;
+mod cursor;
 pub(crate) mod json;
 pub(crate) mod message;
 mod replay;

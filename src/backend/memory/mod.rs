@@ -197,18 +197,13 @@ impl MemoryBackend {
         ))
     }
 
-    /// Of the sequences `first..=last` retention removed, the range from the first to the last
-    /// that matched `filter`, or `None` when none did.
-    pub(crate) fn removed_matching(
-        &self,
-        filter: &str,
-        first: u64,
-        last: u64,
-    ) -> Option<(u64, u64)> {
+    /// Of the removed sequences in `range` (`first..=last`), the range from the first to the
+    /// last that matched `filter`, or `None` when none did.
+    pub(crate) fn removed_matching(&self, filter: &str, range: (u64, u64)) -> Option<(u64, u64)> {
+        let (first, last) = range;
         let stream = self.stream().ok()?;
-        let state = stream.state.lock();
-        state
-            .removed_matching(first, filter)
+        let found = stream.state.lock().removed_matching(first, filter);
+        found
             .map(|(from, to)| (from, to.min(last)))
             .filter(|(from, to)| from <= to)
     }
