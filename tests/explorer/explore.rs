@@ -23,27 +23,45 @@ pub(crate) fn run_checked(schedule: &Schedule, verbose: bool) -> Vec<Violation> 
     violations
 }
 
-/// The violations of one seed.
+/// One class of violation (an open bug, or an unexplained kind) over an exploration.
 #[derive(Clone, Debug)]
-pub(crate) struct Failure {
+pub(crate) struct Bucket {
+    pub(crate) known: bool,
+    /// Schedules that showed it.
+    pub(crate) count: u64,
+    /// The failing schedule with the fewest steps, and what it showed.
     pub(crate) seed: u64,
     pub(crate) steps: usize,
-    pub(crate) violations: Vec<Violation>,
+    pub(crate) detail: String,
+    pub(crate) kind: Kind,
 }
+
+/// Sorts the violations of one schedule into buckets: `(bucket name, known, index of the
+/// violation)`, at most one entry per bucket.
+pub(crate) type Classify = fn(&[Violation]) -> Vec<(String, bool, usize)>;
 
 /// What an exploration found.
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
     pub(crate) runs: u64,
     pub(crate) elapsed: Duration,
-    pub(crate) failures: Vec<Failure>,
+    pub(crate) buckets: std::collections::BTreeMap<String, Bucket>,
+    /// Every violation of every failing schedule, when asked for (`keep_all`).
+    pub(crate) all: Vec<(u64, usize, Vec<Violation>)>,
 }
 
 /// Runs the schedules of `seeds` on `threads` threads.
-pub(crate) fn explore(seeds: std::ops::Range<u64>, threads: usize) -> Summary {
+/// Violations are sorted into buckets by `classify`; with `keep_all`, every violation is kept
+/// too (memory grows with the failures).
+pub(crate) fn explore(
+    seeds: std::ops::Range<u64>,
+    threads: usize,
+    classify: Classify,
+    keep_all: bool,
+) -> Summary {
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(seeds.start));
-    let failures = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(Mutex::new(Summary::default()));
     let runs = Arc::new(AtomicU64::new(0));
     // Per worker: the seed it runs and since when (ms since `started`; u64::MAX when idle).
     let watch: Arc<Vec<(AtomicU64, AtomicU64)>> = Arc::new(
@@ -99,11 +117,29 @@ pub(crate) fn explore(seeds: std::ops::Range<u64>, threads: usize) -> Summary {
                 };
                 runs.fetch_add(1, Ordering::SeqCst);
                 if !violations.is_empty() {
-                    failures.lock().push(Failure {
-                        seed,
-                        steps: schedule.steps.len(),
-                        violations,
-                    });
+                    let steps = schedule.steps.len();
+                    let sorted = classify(&violations);
+                    let mut summary = failures.lock();
+                    for (name, known, index) in sorted {
+                        let v = &violations[index];
+                        let bucket = summary.buckets.entry(name).or_insert_with(|| Bucket {
+                            known,
+                            count: 0,
+                            seed,
+                            steps,
+                            detail: v.detail.clone(),
+                            kind: v.kind,
+                        });
+                        bucket.count += 1;
+                        if (steps, seed) < (bucket.steps, bucket.seed) {
+                            (bucket.seed, bucket.steps) = (seed, steps);
+                            bucket.detail = v.detail.clone();
+                            bucket.kind = v.kind;
+                        }
+                    }
+                    if keep_all {
+                        summary.all.push((seed, steps, violations));
+                    }
                 }
             })
         })
@@ -115,13 +151,11 @@ pub(crate) fn explore(seeds: std::ops::Range<u64>, threads: usize) -> Summary {
     }
     done.store(1, Ordering::SeqCst);
     let _ = watchdog.join();
-    let mut failures = std::mem::take(&mut *failures.lock());
-    failures.sort_by_key(|f| f.seed);
-    Summary {
-        runs: runs.load(Ordering::SeqCst),
-        elapsed: started.elapsed(),
-        failures,
-    }
+    let mut summary = std::mem::take(&mut *failures.lock());
+    summary.all.sort_by_key(|f| f.0);
+    summary.runs = runs.load(Ordering::SeqCst);
+    summary.elapsed = started.elapsed();
+    summary
 }
 
 /// Whether `schedule` shows a violation of `kind`, in any of `tries` runs (the embedded

@@ -127,7 +127,8 @@ pub(crate) enum Entry {
         open: u64,
     },
     Crash {
-        proc: u32,
+        /// The stream at the crash.
+        tag: Tag,
         subs: Vec<CrashInfo>,
     },
     /// The process is gone: its coordinator, subscriptions and tasks are dropped.
