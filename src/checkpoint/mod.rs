@@ -107,11 +107,11 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for Arc<S> {
 ///
 /// After a crash, a subscription that resumes from its checkpoint (`LastProcessed`) delivers
 /// again exactly the messages after the last saved checkpoint that the crashed process had
-/// been given: **at most `every` acknowledged messages, plus the messages it was given but had
-/// not acknowledged** (at most one, for an application that acknowledges each message before
-/// asking for the next). The bound holds under any load: while acknowledgements stand `every`
-/// stream sequences past the saved checkpoint, the subscription does not hand out the next
-/// message until a save completes (the save applies back-pressure). While the store *fails*,
+/// been given: **at most `every - 1` acknowledged messages plus the most messages the
+/// application holds unacknowledged at a time** — `every` for an application that acknowledges
+/// each message before asking for the next. The bound holds under any load: while
+/// acknowledgements stand `every` stream sequences past the saved checkpoint, the subscription
+/// does not hand out the next message until a save completes (the save applies back-pressure). While the store *fails*,
 /// delivery goes on and every failed save is reported as
 /// [`CheckpointFailed`](crate::CoordinatorEvent::CheckpointFailed): the bound holds again from
 /// the next successful save.

@@ -6,7 +6,7 @@
 //! while some are unsaved, and once more when the subscription closes.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -23,6 +23,11 @@ use crate::reporter::Reporter;
 pub(crate) struct Acks {
     acked: AtomicU64,
     saved: AtomicU64,
+    /// One more at every stream reset: acknowledgements of the old stream's messages and saves
+    /// begun before it do not count for the new stream.
+    epoch: AtomicU32,
+    /// Set at a reset: the new position must be saved even though it is lower.
+    unsaved_reset: AtomicBool,
     every: u64,
     closing: AtomicBool,
     wake: Notify,
@@ -45,6 +50,8 @@ impl Acks {
         Self {
             acked: AtomicU64::new(initial),
             saved: AtomicU64::new(initial),
+            epoch: AtomicU32::new(0),
+            unsaved_reset: AtomicBool::new(false),
             every: every.max(1),
             closing: AtomicBool::new(false),
             wake: Notify::new(),
@@ -129,8 +136,13 @@ impl Acks {
     ///
     /// Acknowledgements are cumulative, so an application that acknowledges a message after a
     /// later one was processed concurrently out of order; debug builds say so.
+    /// A message of an `epoch` before the current one came from a stream since reset: its
+    /// acknowledgement means nothing for the new stream.
     #[inline]
-    pub(crate) fn ack(&self, seq: u64) {
+    pub(crate) fn ack(&self, seq: u64, epoch: u32) {
+        if epoch != self.epoch.load(Ordering::Acquire) {
+            return;
+        }
         let previous = self.acked.fetch_max(seq, Ordering::AcqRel);
         debug_assert!(
             seq >= previous || self.closing.load(Ordering::Relaxed),
@@ -166,8 +178,16 @@ impl Acks {
 
     /// Starts over after the stream was reset: positions from the old stream mean nothing.
     pub(crate) fn reset(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.acked.store(0, Ordering::Release);
         self.saved.store(0, Ordering::Release);
+        self.unsaved_reset.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// The current epoch, which every message handed out carries.
+    pub(crate) fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// Asks the checkpointer to save what is acknowledged and stop.
@@ -224,9 +244,15 @@ impl<R: Reporter> Saver<R> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let closing = acks.closing.load(Ordering::Acquire);
+            let epoch = acks.epoch();
             let acked = acks.saveable();
-            if acked > acks.saved() {
+            let reset = acks.unsaved_reset.swap(false, Ordering::AcqRel);
+            if acked > acks.saved() || reset {
                 match store.save(key, acked).await {
+                    // A reset while saving: this was the old stream's position, save the new.
+                    Ok(()) if acks.epoch() != epoch => {
+                        acks.unsaved_reset.store(true, Ordering::Release);
+                    }
                     Ok(()) => {
                         acks.saved.fetch_max(acked, Ordering::AcqRel);
                         acks.failing.store(false, Ordering::Release);
@@ -234,6 +260,9 @@ impl<R: Reporter> Saver<R> {
                         emit_for!(emitter, names, CheckpointSaved { seq: acked });
                     }
                     Err(error) => {
+                        if reset {
+                            acks.unsaved_reset.store(true, Ordering::Release);
+                        }
                         acks.failing.store(true, Ordering::Release);
                         acks.saved_waker.wake();
                         emit_for!(

@@ -176,6 +176,12 @@ async fn subscribe<R: Reporter>(
         }
     };
 
+    // Within this process the previous subscription of this name may have acknowledged more
+    // than its store kept (a failing store): never deliver that again.
+    let checkpoint = match (checkpoint, state.last_acked(&names.consumer)) {
+        (loaded, 0) => loaded,
+        (loaded, acked) => Some(loaded.unwrap_or(0).max(acked)),
+    };
     let spec = ConsumerSpec {
         name: names.consumer.clone(),
         filter: full_filter.clone(),

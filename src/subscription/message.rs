@@ -26,6 +26,8 @@ pub struct Message {
     pub replayed: bool,
     pub(crate) key_offset: usize,
     pub(crate) acks: Arc<Acks>,
+    /// The acknowledgements' epoch when the message was handed out (see `Acks::reset`).
+    pub(crate) epoch: u32,
 }
 
 impl Message {
@@ -44,7 +46,7 @@ impl Message {
     /// arrives after a later message's.
     #[inline]
     pub fn ack(&self) {
-        self.acks.ack(self.seq);
+        self.acks.ack(self.seq, self.epoch);
     }
 }
 

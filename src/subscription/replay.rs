@@ -83,6 +83,13 @@ impl Replays {
         Seen { replayed, started }
     }
 
+    /// The stream was reset: a running replay of the old stream is over.
+    pub(super) fn end(&mut self) {
+        if let Some(replay) = self.current.take() {
+            self.finish(replay);
+        }
+    }
+
     /// Nothing matching is pending: a running replay is over.
     pub(super) fn idle(&mut self) {
         if let Some(replay) = self.current.take() {

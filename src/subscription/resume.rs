@@ -241,6 +241,8 @@ impl<R: Reporter> Resume<R> {
             self.high_water = 0;
             self.last_yielded = 0;
             self.acks.reset();
+            // A replay of the old stream ends here; the new stream's is its own.
+            self.replays.end();
         }
         self.stream_created = Some(bounds.created);
         self.cursor = cursor;
@@ -322,6 +324,8 @@ impl<R: Reporter> Resume<R> {
         }
         self.cursor = Some(raw.seq);
         self.high_water = self.high_water.max(raw.seq);
+        // A replay a reset ended is complete before anything of the new stream.
+        self.report_replay_done();
         let seen = self.replays.message(raw.seq, raw.pending);
         if let Some((from, to)) = seen.started {
             emit_for!(self.state.emitter, self.names, ReplayStarted { from, to });
@@ -338,6 +342,7 @@ impl<R: Reporter> Resume<R> {
             replayed: seen.replayed,
             key_offset: self.key_offset,
             acks: self.acks.clone(),
+            epoch: self.acks.epoch(),
         })
     }
 

@@ -50,24 +50,21 @@ struct Known {
     test: &'static str,
 }
 
+/// Open: the regression tests named here pass (their minimised cases are fixed), but the
+/// explorer still finds other schedules of these kinds; each is written up in the closing note
+/// of the correctness issue, to be minimised into a regression test of its own.
 const KNOWN: &[Known] = &[
     Known {
         kind: Kind::AfterShutdown,
-        detail: "",
+        detail: "Disconnected",
         with: &[],
         test: "regressions::nothing_is_reported_after_shutdown",
     },
     Known {
         kind: Kind::AfterDrop,
-        detail: "",
+        detail: "Disconnected",
         with: &[],
         test: "regressions::a_dropped_coordinator_reports_nothing",
-    },
-    Known {
-        kind: Kind::LossWithoutMatch,
-        detail: "",
-        with: &[],
-        test: "regressions::a_filtered_resume_reports_only_matching_loss",
     },
     Known {
         kind: Kind::UndetectedReset,
@@ -82,68 +79,10 @@ const KNOWN: &[Known] = &[
         test: "regressions::a_stream_reset_replaces_the_saved_checkpoint",
     },
     Known {
-        kind: Kind::UnsavedOnClose,
-        detail: "after a StreamReset was never saved",
-        with: &[],
-        test: "regressions::a_stream_reset_replaces_the_saved_checkpoint",
-    },
-    Known {
-        kind: Kind::UnsavedOnClose,
-        detail: "a save in flight",
-        with: &[],
-        test: "regressions::a_save_in_flight_at_a_stream_reset_is_not_the_new_position",
-    },
-    Known {
-        kind: Kind::AckedRedelivered,
-        detail: "",
-        with: &[Kind::UnsavedOnClose],
-        test: "regressions::a_save_in_flight_at_a_stream_reset_is_not_the_new_position",
-    },
-    Known {
         kind: Kind::Gap,
         detail: "",
-        with: &[
-            Kind::UndetectedReset,
-            Kind::StaleCheckpoint,
-            Kind::AckedUnprocessed,
-        ],
+        with: &[Kind::UndetectedReset, Kind::StaleCheckpoint],
         test: "regressions::a_reset_stream_that_caught_up_is_noticed",
-    },
-    Known {
-        kind: Kind::AckedUnprocessed,
-        detail: "",
-        with: &[],
-        test: "regressions::acknowledging_a_message_from_before_a_reset_is_harmless",
-    },
-    Known {
-        kind: Kind::AckedRedelivered,
-        detail: "",
-        with: &[Kind::AckedUnprocessed],
-        test: "regressions::acknowledging_a_message_from_before_a_reset_is_harmless",
-    },
-    Known {
-        kind: Kind::Panic,
-        detail: "acknowledge in delivery order",
-        with: &[],
-        test: "regressions::acknowledging_a_message_from_before_a_reset_is_harmless",
-    },
-    Known {
-        kind: Kind::AckedRedeliveredStoreFailed,
-        detail: "",
-        with: &[],
-        test: "regressions::drop_and_resubscribe_never_redelivers_what_was_acknowledged",
-    },
-    Known {
-        kind: Kind::CrashWindowDoc,
-        detail: "",
-        with: &[],
-        test: "regressions::the_crash_window_is_fewer_than_every_acknowledged_messages",
-    },
-    Known {
-        kind: Kind::ReplayOrder,
-        detail: "",
-        with: &[],
-        test: "regressions::a_replay_ends_at_a_stream_reset",
     },
 ];
 

@@ -36,7 +36,6 @@ fn one(filter: Filter, start: Start, every: u64, final_publishes: Vec<Key>) -> C
 /// `report_unsubscribed` (src/subscription/mod.rs) after `Coordinator::shutdown` emitted
 /// `Shutdown` (src/coordinator/mod.rs).
 #[test]
-#[ignore = "bug: Unsubscribed and ReplayCompleted are reported after Shutdown"]
 fn nothing_is_reported_after_shutdown() {
     assert_free_of(
         Kind::AfterShutdown,
@@ -54,7 +53,6 @@ fn nothing_is_reported_after_shutdown() {
 /// The listener is added in `Builder::connect` (src/coordinator/builder.rs) and removed only
 /// by `shutdown` (`Backend::close` → `MemoryBackend::remove_listener`).
 #[test]
-#[ignore = "bug: a dropped coordinator's connection listener stays on the MemoryServer and keeps reporting"]
 fn a_dropped_coordinator_reports_nothing() {
     assert_free_of(
         Kind::AfterDrop,
@@ -72,7 +70,6 @@ fn a_dropped_coordinator_reports_nothing() {
 /// src/subscription/resume.rs), although the embedded stream knows which removed messages
 /// matched (`StreamState::removed_matching`, used on the consumer path).
 #[test]
-#[ignore = "bug: EventsLost on resume ignores the filter (names ranges with no matching message)"]
 fn a_filtered_resume_reports_only_matching_loss() {
     assert_free_of(
         Kind::LossWithoutMatch,
@@ -102,7 +99,6 @@ fn a_filtered_resume_reports_only_matching_loss() {
 /// a reset only when `high_water > bounds.last`: the new stream has caught up, so it resumes at
 /// 2 and the new stream's 1 is skipped without `StreamReset` or `EventsLost`.
 #[test]
-#[ignore = "bug: a deleted and recreated stream that caught up with the position is not noticed (silent loss)"]
 fn a_reset_stream_that_caught_up_is_noticed() {
     assert_free_of(
         Kind::UndetectedReset,
@@ -131,7 +127,6 @@ fn a_reset_stream_that_caught_up_is_noticed() {
 /// stream gets its message 1; the subscription closes (nothing new to save) and reopens with
 /// `LastProcessed`: checkpoint 1 is within the new stream, so its message 1 is skipped.
 #[test]
-#[ignore = "bug: after StreamReset the old stream's checkpoint stays in the store and is resumed from"]
 fn a_stream_reset_replaces_the_saved_checkpoint() {
     assert_free_of(
         Kind::StaleCheckpoint,
@@ -171,7 +166,6 @@ fn a_stream_reset_replaces_the_saved_checkpoint() {
 /// `Acks::reset` zeroed (src/checkpoint/progress.rs): their late acknowledgements move the new
 /// stream's position.
 #[test]
-#[ignore = "bug: acknowledging a message from before a StreamReset moves the new stream's position (debug: panic)"]
 fn acknowledging_a_message_from_before_a_reset_is_harmless() {
     assert_free_of(
         Kind::Panic,
@@ -206,7 +200,6 @@ fn acknowledging_a_message_from_before_a_reset_is_harmless() {
 /// acknowledgements (`CoordinatorState::savers`, src/state.rs; `subscribe` loads only from
 /// the store, src/subscription/builder.rs). Guarantee 3: never twice within a process.
 #[test]
-#[ignore = "bug: drop-and-resubscribe redelivers acknowledged messages while the checkpoint store fails"]
 fn drop_and_resubscribe_never_redelivers_what_was_acknowledged() {
     let mut config = one(Filter::All, Start::All, 2, vec![]);
     config.subs[0].store = Store::Flaky;
@@ -239,7 +232,6 @@ fn drop_and_resubscribe_never_redelivers_what_was_acknowledged() {
 /// `every` once that message is acknowledged — and `every - 1 + n` for an application that
 /// takes `n` messages before acknowledging them.
 #[test]
-#[ignore = "bug (documentation): the crash window reaches every acknowledged messages, not fewer"]
 fn the_crash_window_is_fewer_than_every_acknowledged_messages() {
     assert_free_of(
         Kind::CrashWindowDoc,
@@ -265,7 +257,6 @@ fn the_crash_window_is_fewer_than_every_acknowledged_messages() {
 /// The same for an application that takes three messages, then acknowledges them together:
 /// three acknowledged messages unsaved at the crash with `every: 1`.
 #[test]
-#[ignore = "bug (documentation): the crash window grows with the messages taken before acknowledging"]
 fn the_crash_window_holds_for_batched_acknowledgements() {
     assert_free_of(
         Kind::CrashWindowDoc,
@@ -294,7 +285,6 @@ fn the_crash_window_holds_for_batched_acknowledgements() {
 /// (src/subscription/replay.rs) extends a running replay on every resubscribe; `on_resumed`
 /// (src/subscription/resume.rs) does not end it on a reset.
 #[test]
-#[ignore = "bug: a running replay goes on across a StreamReset (replayed flags of the new stream)"]
 fn a_replay_ends_at_a_stream_reset() {
     assert_free_of(
         Kind::ReplayOrder,
@@ -339,7 +329,6 @@ fn a_replay_ends_at_a_stream_reset() {
 /// Dropped, the subscription's last save sees nothing above 3 to save: the store keeps 3 of
 /// the old stream, the next subscription resets again and delivers the acknowledged 1 again.
 #[test]
-#[ignore = "bug: a checkpoint save in flight at a StreamReset counts as saved for the new stream"]
 fn a_save_in_flight_at_a_stream_reset_is_not_the_new_position() {
     let mut config = one(Filter::All, Start::All, 6, vec![]);
     config.subs[0].store = Store::Slow { delay_ms: 12 };
