@@ -265,7 +265,14 @@ impl<R: Reporter> Builder<R> {
             server: server.clone(),
         });
         emit!(emitter, Connected { server });
-        let ready = backend.ensure_stream().await?;
+        let ready = match backend.ensure_stream().await {
+            Ok(ready) => ready,
+            Err(error) => {
+                // A coordinator that never was must not stay a listener of a shared server.
+                backend.close(&listener).await;
+                return Err(error);
+            }
+        };
         emit!(
             emitter,
             StreamReady {

@@ -55,18 +55,6 @@ struct Known {
 /// of the correctness issue, to be minimised into a regression test of its own.
 const KNOWN: &[Known] = &[
     Known {
-        kind: Kind::AfterShutdown,
-        detail: "",
-        with: &[],
-        test: "regressions::nothing_is_reported_after_shutdown",
-    },
-    Known {
-        kind: Kind::AfterDrop,
-        detail: "",
-        with: &[],
-        test: "regressions::a_dropped_coordinator_reports_nothing",
-    },
-    Known {
         kind: Kind::UndetectedReset,
         detail: "",
         with: &[],

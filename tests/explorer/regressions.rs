@@ -367,3 +367,19 @@ fn a_save_in_flight_at_a_stream_reset_is_not_the_new_position() {
         },
     );
 }
+
+/// A `connect` that fails (the embedded server is disconnected) left its connection listener
+/// on the shared server: the events of the next disconnect reached that coordinator's
+/// reporter, after the later coordinator's `Shutdown`. `Builder::connect`
+/// (src/coordinator/builder.rs) now removes the listener when it fails.
+#[test]
+fn a_failed_connect_leaves_no_listener_behind() {
+    assert_free_of(
+        Kind::AfterShutdown,
+        Schedule {
+            seed: 10406,
+            config: one(Filter::All, Start::All, 4, vec![]),
+            steps: vec![Disconnect, Crash, Reconnect, Subscribe { sub: 0 }],
+        },
+    );
+}
