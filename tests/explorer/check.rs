@@ -69,8 +69,9 @@ pub(crate) enum Kind {
     /// At a crash, more acknowledged messages after the saved checkpoint than the back-pressure
     /// allows: `every - 1` plus the messages held unacknowledged when the last was handed out.
     CrashWindow,
-    /// At a crash, `every` or more acknowledged messages after the saved checkpoint (the
-    /// documented bound says fewer), within what the back-pressure allows (see `CrashWindow`).
+    /// At a crash, more than `every` acknowledged messages after the saved checkpoint (the
+    /// documented bound: "at most `every` acknowledged messages, plus the messages it was given
+    /// but had not acknowledged"), within what the back-pressure allows (see `CrashWindow`).
     CrashWindowDoc,
     /// A restarted subscription did not resume from the checkpoint saved before the crash.
     CrashResume,
@@ -180,7 +181,8 @@ struct Inc {
 struct ProcState {
     shutdown_seen: bool,
     dead: bool,
-    reported_after: bool,
+    /// The coordinators (connect attempts) already reported for an event after the end.
+    reported_after: Vec<u32>,
     shutdown_open: Option<u64>,
 }
 
@@ -207,6 +209,8 @@ struct Checker<'a> {
     saved: HashMap<usize, (u64, u32)>,
     /// (process, slot) → a save failed since the last that succeeded.
     store_failing: HashMap<(u32, usize), bool>,
+    /// The coordinators whose `connect` failed.
+    failed_connects: Vec<u32>,
     /// slot → the state at the last crash, waiting for the next open.
     crashes: HashMap<usize, (u32, CrashInfo, u32)>,
 }
@@ -227,6 +231,7 @@ pub(crate) fn check(log: &[Entry], config: &Config, model: &StreamModel) -> Vec<
         saving: HashMap::new(),
         saved: HashMap::new(),
         crashes: HashMap::new(),
+        failed_connects: Vec::new(),
     };
     for (i, entry) in log.iter().enumerate() {
         c.entry(i, entry);
@@ -259,7 +264,14 @@ impl Checker<'_> {
 
     fn entry(&mut self, at: usize, entry: &Entry) {
         match entry {
-            Entry::Event { tag, event } => self.event(at, *tag, event),
+            Entry::Event {
+                tag,
+                coordinator,
+                event,
+            } => self.event(at, *tag, *coordinator, event),
+            Entry::ConnectFailed { coordinator, .. } => {
+                self.failed_connects.push(*coordinator);
+            }
             Entry::Taken {
                 tag,
                 slot,

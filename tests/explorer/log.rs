@@ -57,6 +57,8 @@ pub(crate) enum Entry {
     },
     Event {
         tag: Tag,
+        /// Which `connect` made the reporter (several per process when one fails).
+        coordinator: u32,
         event: CoordinatorEvent,
     },
     /// The application got a message (pushed right after `next()` returned it).
@@ -87,6 +89,12 @@ pub(crate) enum Entry {
     },
     ProcessStarted {
         proc: u32,
+    },
+    /// `connect` failed (the server was disconnected): the coordinator never existed.
+    ConnectFailed {
+        proc: u32,
+        coordinator: u32,
+        error: String,
     },
     Opening {
         proc: u32,
@@ -142,7 +150,7 @@ impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Entry::Step { index, step } => write!(f, "---- step {index}: {step}"),
-            Entry::Event { tag, event } => write!(
+            Entry::Event { tag, event, .. } => write!(
                 f,
                 "p{} e{} [{}..{}] {}",
                 tag.proc,
@@ -285,6 +293,8 @@ pub(crate) fn start_cursor(
 #[derive(Clone)]
 pub(crate) struct LogReporter {
     pub(crate) proc: u32,
+    /// Which `connect` this reporter was given to.
+    pub(crate) coordinator: u32,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -335,6 +345,7 @@ impl Reporter for LogReporter {
         }
         shared.push(Entry::Event {
             tag,
+            coordinator: self.coordinator,
             event: event.clone(),
         });
     }

@@ -50,29 +50,31 @@ struct Known {
     test: &'static str,
 }
 
-/// Open: the regression tests named here pass (their minimised cases are fixed), but the
-/// explorer still finds other schedules of these kinds; each is written up in the closing note
-/// of the correctness issue, to be minimised into a regression test of its own.
+/// Open: a checkpoint is a bare sequence, so a process that resumes from one saved before its
+/// stream was deleted and created again cannot tell (the fix keeps the stream's identity in
+/// the checkpoint, a `CheckpointStore` format change). The gaps and stale checkpoints that
+/// follow are the same bug.
 const KNOWN: &[Known] = &[
     Known {
         kind: Kind::UndetectedReset,
         detail: "",
         with: &[],
-        test: "regressions::a_reset_stream_that_caught_up_is_noticed",
+        test: "regressions::a_checkpoint_of_a_deleted_stream_is_not_resumed_in_the_new_one",
     },
     Known {
         kind: Kind::StaleCheckpoint,
         detail: "",
         with: &[],
-        test: "regressions::a_stream_reset_replaces_the_saved_checkpoint",
+        test: "regressions::a_checkpoint_of_a_deleted_stream_is_not_resumed_in_the_new_one",
     },
     Known {
         kind: Kind::Gap,
         detail: "",
         with: &[Kind::UndetectedReset, Kind::StaleCheckpoint],
-        test: "regressions::a_reset_stream_that_caught_up_is_noticed",
+        test: "regressions::a_checkpoint_of_a_deleted_stream_is_not_resumed_in_the_new_one",
     },
 ];
+
 
 /// Sorts a schedule's violations into buckets: each open bug that explains some of them
 /// (named by its regression test), and each kind left unexplained.
@@ -114,13 +116,19 @@ fn threads() -> usize {
 
 /// Runs a (minimised) schedule; panics, with its history, if it shows a violation of `kind`.
 pub(crate) fn assert_free_of(kind: Kind, schedule: Schedule) {
+    assert_free_of_matching(kind, "", schedule);
+}
+
+/// Like [`assert_free_of`], for the violations of `kind` whose detail contains `detail`.
+pub(crate) fn assert_free_of_matching(kind: Kind, detail: &str, schedule: Schedule) {
+    let matching = |v: &check::Violation| v.kind == kind && v.detail.contains(detail);
     let violations = run_checked(&schedule, false);
-    if violations.iter().any(|v| v.kind == kind) {
+    if violations.iter().any(matching) {
         eprintln!("{schedule}");
         let verbose = run_checked(&schedule, true);
         let list: Vec<String> = verbose
             .iter()
-            .filter(|v| v.kind == kind)
+            .filter(|v| matching(v))
             .map(|v| format!("  {v}"))
             .collect();
         panic!("{kind:?}:\n{}", list.join("\n"));

@@ -6,10 +6,10 @@
 //! subscription ever opened (`LastProcessed`), drain them while `final_publishes` are
 //! published, shut down, then disconnect and reconnect the server once more.
 
-use crate::assert_free_of;
 use crate::check::Kind;
 use crate::schedule::Step::*;
 use crate::schedule::{Config, Filter, Key, Keys, Schedule, Start, Store, SubConfig};
+use crate::{assert_free_of, assert_free_of_matching};
 
 /// One subscription slot `d0` with `filter` and `start`, a memory store, saving every
 /// `every` acknowledgements.
@@ -167,31 +167,31 @@ fn a_stream_reset_replaces_the_saved_checkpoint() {
 /// stream's position.
 #[test]
 fn acknowledging_a_message_from_before_a_reset_is_harmless() {
-    assert_free_of(
-        Kind::Panic,
-        Schedule {
-            seed: 652,
-            config: one(Filter::All, Start::All, 3, vec![Key::Alerts(3)]),
-            steps: vec![
-                Subscribe { sub: 0 },
-                Publish { key: Key::Other(4) },
-                Publish {
-                    key: Key::Alerts(0),
-                },
-                Take {
-                    sub: 0,
-                    n: 3,
-                    ack: 1,
-                },
-                DeleteStream,
-                Take {
-                    sub: 0,
-                    n: 7,
-                    ack: u32::MAX,
-                },
-            ],
-        },
-    );
+    let schedule = || Schedule {
+        seed: 652,
+        config: one(Filter::All, Start::All, 3, vec![Key::Alerts(3)]),
+        steps: vec![
+            Subscribe { sub: 0 },
+            Publish { key: Key::Other(4) },
+            Publish {
+                key: Key::Alerts(0),
+            },
+            Take {
+                sub: 0,
+                n: 3,
+                ack: 1,
+            },
+            DeleteStream,
+            Take {
+                sub: 0,
+                n: 7,
+                ack: u32::MAX,
+            },
+        ],
+    };
+    // Debug builds panic; release builds keep the old stream's position.
+    assert_free_of(Kind::Panic, schedule());
+    assert_free_of(Kind::AckedUnprocessed, schedule());
 }
 
 /// The store fails; 1 is delivered and acknowledged; the subscription is dropped and opened
@@ -224,38 +224,40 @@ fn drop_and_resubscribe_never_redelivers_what_was_acknowledged() {
 }
 
 /// `every: 1`, an application that acknowledges each message before asking for the next:
-/// it acknowledges 1 and crashes before the save. `CheckpointPolicy` (src/checkpoint/mod.rs)
-/// promises "fewer than `every` acknowledged stream sequences, plus the messages it was given
-/// but had not acknowledged (one, for an application that acknowledges each message before
-/// asking for the next)": here 1 acknowledged message, not fewer than 1. `Acks::poll_room`
+/// it acknowledges 1 and crashes before the save, and 1 is delivered again. `Acks::poll_room`
 /// bounds the window when a message is handed out (`acked - saved < every`), so it reaches
-/// `every` once that message is acknowledged — and `every - 1 + n` for an application that
-/// takes `n` messages before acknowledging them.
+/// `every` once that message is acknowledged: within `CheckpointPolicy`'s "at most `every`
+/// acknowledged messages" (this branch's src/checkpoint/mod.rs still says "fewer than `every`";
+/// main says "at most" since 740ba70).
 #[test]
-fn the_crash_window_is_fewer_than_every_acknowledged_messages() {
-    assert_free_of(
-        Kind::CrashWindowDoc,
-        Schedule {
-            seed: 3577,
-            config: one(Filter::All, Start::All, 1, vec![]),
-            steps: vec![
-                Subscribe { sub: 0 },
-                Publish {
-                    key: Key::Alerts(1),
-                },
-                Take {
-                    sub: 0,
-                    n: 1,
-                    ack: u32::MAX,
-                },
-                Crash,
-            ],
-        },
-    );
+fn the_crash_window_is_at_most_every_acknowledged_messages() {
+    let schedule = || Schedule {
+        seed: 3577,
+        config: one(Filter::All, Start::All, 1, vec![]),
+        steps: vec![
+            Subscribe { sub: 0 },
+            Publish {
+                key: Key::Alerts(1),
+            },
+            Take {
+                sub: 0,
+                n: 1,
+                ack: u32::MAX,
+            },
+            Crash,
+        ],
+    };
+    assert_free_of(Kind::CrashWindowDoc, schedule());
+    assert_free_of(Kind::CrashWindow, schedule());
 }
 
-/// The same for an application that takes three messages, then acknowledges them together:
-/// three acknowledged messages unsaved at the crash with `every: 1`.
+/// `every: 1`, an application that takes three messages, then acknowledges them together,
+/// and crashes before the save: three acknowledged messages come again, and the documented
+/// bound ("at most `every` acknowledged messages, plus the messages it was given but had not
+/// acknowledged") allows one. The back-pressure (`Acks::poll_room`, src/checkpoint/progress.rs)
+/// is applied when a message is handed out, not when it is acknowledged, so the window is
+/// `every - 1` plus the messages taken before acknowledging: either the documentation says so,
+/// or `ack` must wait for room.
 #[test]
 fn the_crash_window_holds_for_batched_acknowledgements() {
     assert_free_of(
@@ -368,18 +370,54 @@ fn a_save_in_flight_at_a_stream_reset_is_not_the_new_position() {
     );
 }
 
-/// A `connect` that fails (the embedded server is disconnected) left its connection listener
-/// on the shared server: the events of the next disconnect reached that coordinator's
-/// reporter, after the later coordinator's `Shutdown`. `Builder::connect`
-/// (src/coordinator/builder.rs) now removes the listener when it fails.
+/// The server is disconnected when a process restarts: `Builder::connect` fails
+/// (`ensure_stream`), but the connection listener it registered on the `MemoryServer` first
+/// stays (src/coordinator/builder.rs): the coordinator that never existed reports the next
+/// `Disconnected` and `Reconnected`, after its process is gone (or after the process's next
+/// coordinator shut down). Found on main too, where dropped coordinators no longer leak.
 #[test]
-fn a_failed_connect_leaves_no_listener_behind() {
-    assert_free_of(
-        Kind::AfterShutdown,
+fn a_failed_connect_leaves_nothing_behind() {
+    assert_free_of_matching(
+        Kind::AfterDrop,
+        "connect failed",
         Schedule {
-            seed: 10406,
-            config: one(Filter::All, Start::All, 4, vec![]),
-            steps: vec![Disconnect, Crash, Reconnect, Subscribe { sub: 0 }],
+            seed: 7533,
+            config: one(Filter::All, Start::All, 1, vec![]),
+            steps: vec![Disconnect, Crash],
+        },
+    );
+}
+
+/// Delivered and acknowledged 1, closed (checkpoint 1). The stream is deleted and recreated
+/// with a new message 1, then the subscription reopens with `LastProcessed`: checkpoint 1 lies
+/// within the new stream, so `open_consumer` (src/subscription/resume.rs) sees no reset and
+/// resumes at 2; the new stream's 1 is skipped silently. A checkpoint is a bare sequence
+/// (`CheckpointStore::save(key, seq)`): nothing says which stream it belongs to. Found on main
+/// too, where a running subscription knows its stream by its identity.
+#[test]
+#[ignore = "bug: a checkpoint saved before the stream was deleted is resumed from in the recreated stream"]
+fn a_checkpoint_of_a_deleted_stream_is_not_resumed_in_the_new_one() {
+    assert_free_of(
+        Kind::UndetectedReset,
+        Schedule {
+            seed: 21,
+            config: one(Filter::All, Start::All, 3, vec![]),
+            steps: vec![
+                Subscribe { sub: 0 },
+                Publish {
+                    key: Key::AlertsDeep(2),
+                },
+                Take {
+                    sub: 0,
+                    n: 2,
+                    ack: u32::MAX,
+                },
+                Close { sub: 0 },
+                DeleteStream,
+                Publish {
+                    key: Key::Alerts(0),
+                },
+            ],
         },
     );
 }

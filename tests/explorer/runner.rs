@@ -93,6 +93,7 @@ struct Runner<'s> {
     proc: Option<Process>,
     next_proc: u32,
     next_inc: u32,
+    next_coordinator: u32,
     slots: Vec<Slot>,
     violations: Vec<Violation>,
     /// The virtual time the last process reached: the next one starts there.
@@ -133,6 +134,7 @@ pub(crate) fn run(schedule: &Schedule, verbose: bool) -> Outcome {
         proc: None,
         next_proc: 0,
         next_inc: 0,
+        next_coordinator: 0,
         slots: vec![Slot::default(); cfg.subs.len()],
         violations: Vec::new(),
         clock: None,

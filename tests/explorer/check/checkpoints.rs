@@ -67,7 +67,8 @@ impl Checker<'_> {
     }
 
     /// At a crash: the acknowledged messages the checkpoint does not cover yet are the part
-    /// of the window the application had processed; there must be fewer than `every`.
+    /// of the window the application had processed; there may be at most `every`
+    /// (`CheckpointPolicy`'s crash window; what it had not acknowledged comes on top).
     pub(super) fn crash(&mut self, at: usize, tag: Tag, subs: &[CrashInfo]) {
         let proc = tag.proc;
         for info in subs {

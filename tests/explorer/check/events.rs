@@ -8,10 +8,16 @@ use super::{slot_of, Checker, Kind, Replay, Segment};
 use crate::log::{start_cursor, Tag};
 
 impl Checker<'_> {
-    pub(super) fn event(&mut self, at: usize, tag: Tag, event: &CoordinatorEvent) {
+    pub(super) fn event(
+        &mut self,
+        at: usize,
+        tag: Tag,
+        coordinator: u32,
+        event: &CoordinatorEvent,
+    ) {
         let p = self.procs.entry(tag.proc).or_default();
-        if (p.dead || p.shutdown_seen) && !p.reported_after {
-            p.reported_after = true;
+        if (p.dead || p.shutdown_seen) && !p.reported_after.contains(&coordinator) {
+            p.reported_after.push(coordinator);
             let kind = if p.dead {
                 Kind::AfterDrop
             } else {
@@ -22,10 +28,15 @@ impl Checker<'_> {
             } else {
                 "after Shutdown"
             };
+            let whose = if self.failed_connects.contains(&coordinator) {
+                " (by the reporter of a coordinator whose connect failed)"
+            } else {
+                ""
+            };
             self.violation(
                 kind,
                 at,
-                format!("process {} reported {event:?} {what}", tag.proc),
+                format!("process {} reported {event:?} {what}{whose}", tag.proc),
             );
         }
         if let CoordinatorEvent::Shutdown { subscriptions, .. } = event {

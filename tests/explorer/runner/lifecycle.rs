@@ -70,16 +70,22 @@ impl Runner<'_> {
         if let Some(b) = cfg.max_bytes {
             builder = builder.max_bytes(b);
         }
+        let coordinator = self.next_coordinator;
+        self.next_coordinator += 1;
         let reporter = LogReporter {
             proc: p.id,
+            coordinator,
             shared: self.shared.clone(),
         };
         let connected = block(&p.rt, STEP_DEADLINE, builder.reporter(reporter).connect());
         match connected {
             Ok(Ok(c)) => p.coord = Some(c),
             Ok(Err(e)) if e.kind() == ErrorKind::Disconnected => {
-                self.shared
-                    .push(Entry::Note(format!("connect failed: {e}")));
+                self.shared.push(Entry::ConnectFailed {
+                    proc: p.id,
+                    coordinator,
+                    error: e.to_string(),
+                });
                 return Ok(());
             }
             Ok(Err(e)) => {
