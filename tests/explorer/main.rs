@@ -75,7 +75,6 @@ const KNOWN: &[Known] = &[
     },
 ];
 
-
 /// Sorts a schedule's violations into buckets: each open bug that explains some of them
 /// (named by its regression test), and each kind left unexplained.
 fn classify(violations: &[check::Violation]) -> Vec<(String, bool, usize)> {
