@@ -59,19 +59,19 @@ const KNOWN: &[Known] = &[
         kind: Kind::UndetectedReset,
         detail: "",
         with: &[],
-        test: "regressions::a_checkpoint_of_a_deleted_stream_is_not_resumed_in_the_new_one",
+        test: "open: a checkpoint carries no stream identity; a subscription reopened after its stream was deleted and recreated resumes from the old stream's checkpoint (reproduce: HERALD_EXPLORE_SEED=21)",
     },
     Known {
         kind: Kind::StaleCheckpoint,
         detail: "",
         with: &[],
-        test: "regressions::a_checkpoint_of_a_deleted_stream_is_not_resumed_in_the_new_one",
+        test: "open: a checkpoint carries no stream identity; a subscription reopened after its stream was deleted and recreated resumes from the old stream's checkpoint (reproduce: HERALD_EXPLORE_SEED=21)",
     },
     Known {
         kind: Kind::Gap,
         detail: "",
         with: &[Kind::UndetectedReset, Kind::StaleCheckpoint],
-        test: "regressions::a_checkpoint_of_a_deleted_stream_is_not_resumed_in_the_new_one",
+        test: "open: a checkpoint carries no stream identity; a subscription reopened after its stream was deleted and recreated resumes from the old stream's checkpoint (reproduce: HERALD_EXPLORE_SEED=21)",
     },
 ];
 
