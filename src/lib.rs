@@ -68,7 +68,9 @@ pub use backend::nats::NatsOptions;
 pub use backend::seam::{PublishAck, Storage};
 pub use backoff::Backoff;
 pub use checkpoint::file::FileCheckpointStore;
-pub use checkpoint::{CheckpointKey, CheckpointPolicy, CheckpointStore, MemoryCheckpointStore};
+pub use checkpoint::{
+    Checkpoint, CheckpointKey, CheckpointPolicy, CheckpointStore, MemoryCheckpointStore,
+};
 pub use coordinator::builder::{Builder, MAX_AGE_LIMIT};
 pub use coordinator::Coordinator;
 pub use error::{Error, ErrorKind, Result};

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use crate::backend::{Backend, ConnectionListener, StreamBounds};
 use crate::backoff::Backoff;
 use crate::checkpoint::progress::Acks;
+use crate::checkpoint::Checkpoint;
 use crate::emitter::Emitter;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -114,13 +115,13 @@ impl<R> CoordinatorState<R> {
         let _ = tokio::time::timeout(limit, all).await;
     }
 
-    /// The last sequence the application acknowledged on the latest subscription of
-    /// `consumer` (0 when none).
-    pub(crate) fn last_acked(&self, consumer: &str) -> u64 {
+    /// The last position the application acknowledged on the latest subscription of
+    /// `consumer` in this process, with its stream's identity.
+    pub(crate) fn last_acked(&self, consumer: &str) -> Option<Checkpoint> {
         self.savers
             .lock()
             .get(consumer)
-            .map_or(0, |acks| acks.acked())
+            .map(|acks| acks.acked_checkpoint())
     }
 
     /// Records the acknowledgements of a new subscription of `consumer`.

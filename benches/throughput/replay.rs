@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use herald::testing::RecordingReporter;
-use herald::{CheckpointKey, CheckpointStore, EventKind, MemoryCheckpointStore, StartPosition};
+use herald::{
+    Checkpoint, CheckpointKey, CheckpointStore, EventKind, MemoryCheckpointStore, StartPosition,
+};
 
 use crate::measure::{mib, report_ratio};
 use crate::support::{env_usize, k, median, proc_status_kib, rate, subscribe_all};
@@ -162,7 +164,10 @@ async fn replay_herald(url: &str, stream: &str, n: usize) -> (Duration, u64) {
         durable: "replay".into(),
         filter: format!("{stream}.>").into(),
     };
-    store.save(&key, 1).await.expect("save checkpoint");
+    store
+        .save(&key, Checkpoint::new(1, None))
+        .await
+        .expect("save checkpoint");
     let baseline = proc_status_kib("VmRSS");
     let elapsed = deadline("herald replay", async {
         let start = Instant::now();

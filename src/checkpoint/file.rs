@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::durable::{create_dir_durably, sync_dir, write_durably};
-use crate::checkpoint::{CheckpointKey, CheckpointStore};
+use crate::checkpoint::{Checkpoint, CheckpointKey, CheckpointStore};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Keeps each checkpoint in its own small JSON file in a directory, replaced atomically, and
@@ -71,6 +71,10 @@ struct FileCheckpoint {
     durable: String,
     filter: String,
     seq: u64,
+    /// The stream's creation time in nanoseconds since the Unix epoch (absent in files written
+    /// before Herald kept it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stream_created_ns: Option<u64>,
 }
 
 /// Makes every temporary file name unique within this process; the process id makes it unique
@@ -212,7 +216,7 @@ impl Target {
         }
     }
 
-    fn load(&self) -> Result<Option<u64>> {
+    fn load(&self) -> Result<Option<Checkpoint>> {
         self.own()?;
         let path = &self.path;
         let key = &self.key;
@@ -263,10 +267,13 @@ impl Target {
                 ),
             ));
         }
-        Ok(Some(file.seq))
+        Ok(Some(Checkpoint::from_nanos(
+            file.seq,
+            file.stream_created_ns,
+        )))
     }
 
-    fn save(&self, seq: u64) -> Result<()> {
+    fn save(&self, at: Checkpoint) -> Result<()> {
         let path = &self.path;
         let io = |what: &str, e: std::io::Error| {
             Error::with_source(
@@ -281,7 +288,8 @@ impl Target {
             stream: self.key.stream.to_string(),
             durable: self.key.durable.to_string(),
             filter: self.key.filter.to_string(),
-            seq,
+            seq: at.seq,
+            stream_created_ns: at.stream_created_nanos(),
         })
         .map_err(|e| {
             Error::with_source(ErrorKind::CheckpointIo, "could not encode checkpoint", e)
@@ -309,7 +317,7 @@ impl Target {
 }
 
 impl CheckpointStore for FileCheckpointStore {
-    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>> {
+    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<Checkpoint>>> {
         let target = self.target(key);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || target.load())
@@ -320,12 +328,12 @@ impl CheckpointStore for FileCheckpointStore {
         })
     }
 
-    fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>> {
+    fn save<'a>(&'a self, key: &'a CheckpointKey, at: Checkpoint) -> BoxFuture<'a, Result<()>> {
         // The target holds the locks: a store dropped during the save stays the owner until
         // the save is over.
         let target = self.target(key);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || target.save(seq))
+            tokio::task::spawn_blocking(move || target.save(at))
                 .await
                 .map_err(|e| {
                     Error::with_source(ErrorKind::CheckpointIo, "checkpoint save task failed", e)

@@ -11,14 +11,35 @@ fn key() -> CheckpointKey {
     }
 }
 
+/// A checkpoint at `seq` of a stream whose identity is not known.
+fn at(seq: u64) -> Checkpoint {
+    Checkpoint::new(seq, None)
+}
+
+#[tokio::test]
+async fn file_store_keeps_the_streams_identity_and_reads_files_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FileCheckpointStore::new(dir.path());
+    let created = std::time::SystemTime::UNIX_EPOCH
+        + std::time::Duration::from_nanos(1_790_000_000_987_654_321);
+    let saved = Checkpoint::new(9, Some(created));
+    store.save(&key(), saved).await.expect("save");
+    assert_eq!(store.load(&key()).await.expect("load"), Some(saved));
+
+    // A file written before the identity was kept still loads, with no identity.
+    let old = r#"{"version":1,"stream":"S","durable":"d","filter":"S.>","seq":5}"#;
+    std::fs::write(store.path_for(&key()), old).expect("write old format");
+    assert_eq!(store.load(&key()).await.expect("load"), Some(at(5)));
+}
+
 #[tokio::test]
 async fn file_store_round_trips_and_replaces_atomically() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FileCheckpointStore::new(dir.path().join("nested"));
     assert_eq!(store.load(&key()).await.expect("load"), None);
-    store.save(&key(), 41).await.expect("save");
-    store.save(&key(), 42).await.expect("save");
-    assert_eq!(store.load(&key()).await.expect("load"), Some(42));
+    store.save(&key(), at(41)).await.expect("save");
+    store.save(&key(), at(42)).await.expect("save");
+    assert_eq!(store.load(&key()).await.expect("load"), Some(at(42)));
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("nested"))
         .expect("read dir")
         .filter_map(|e| e.ok())
@@ -57,7 +78,7 @@ async fn unwritable_directory_is_a_checkpoint_io_error() {
     std::fs::write(&blocker, b"x").expect("write");
     // A directory that cannot exist: its parent is a file.
     let store = FileCheckpointStore::new(blocker.join("sub"));
-    let err = store.save(&key(), 1).await.expect_err("must fail");
+    let err = store.save(&key(), at(1)).await.expect_err("must fail");
     assert_eq!(err.kind(), ErrorKind::CheckpointIo);
 }
 
@@ -71,7 +92,7 @@ async fn concurrent_saves_of_one_key_never_corrupt_the_file() {
             .iter()
             .map(|&seq| {
                 let store = store.clone();
-                tokio::spawn(async move { store.save(&key(), seq).await })
+                tokio::spawn(async move { store.save(&key(), at(seq)).await })
             })
             .collect();
         for save in saves {
@@ -81,7 +102,8 @@ async fn concurrent_saves_of_one_key_never_corrupt_the_file() {
             .load(&key())
             .await
             .expect("load")
-            .expect("a checkpoint");
+            .expect("a checkpoint")
+            .seq;
         assert!(written.contains(&loaded), "round {round}: loaded {loaded}");
     }
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -96,16 +118,16 @@ async fn concurrent_saves_of_one_key_never_corrupt_the_file() {
 async fn a_second_owner_gets_a_clear_error_until_the_first_is_dropped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = FileCheckpointStore::new(dir.path());
-    first.save(&key(), 7).await.expect("save");
-    assert_eq!(first.load(&key()).await.expect("load"), Some(7));
+    first.save(&key(), at(7)).await.expect("save");
+    assert_eq!(first.load(&key()).await.expect("load"), Some(at(7)));
     // Its clones are the same owner: a subscription dropped and opened again.
     let clone = first.clone();
-    assert_eq!(clone.load(&key()).await.expect("load again"), Some(7));
+    assert_eq!(clone.load(&key()).await.expect("load again"), Some(at(7)));
 
     let second = FileCheckpointStore::new(dir.path());
     for err in [
         second.load(&key()).await.expect_err("locked"),
-        second.save(&key(), 8).await.expect_err("locked"),
+        second.save(&key(), at(8)).await.expect_err("locked"),
     ] {
         assert_eq!(err.kind(), ErrorKind::CheckpointLocked, "{err}");
         assert!(!err.is_transient());
@@ -124,9 +146,9 @@ async fn a_second_owner_gets_a_clear_error_until_the_first_is_dropped() {
     drop(first);
     assert!(clone.load(&key()).await.is_ok(), "a clone keeps the lock");
     drop(clone);
-    assert_eq!(second.load(&key()).await.expect("load"), Some(7));
-    second.save(&key(), 8).await.expect("save");
-    assert_eq!(second.load(&key()).await.expect("load"), Some(8));
+    assert_eq!(second.load(&key()).await.expect("load"), Some(at(7)));
+    second.save(&key(), at(8)).await.expect("save");
+    assert_eq!(second.load(&key()).await.expect("load"), Some(at(8)));
 }
 
 #[tokio::test]
@@ -164,10 +186,10 @@ async fn leftovers_of_a_crashed_save_are_removed_by_the_next_owner() {
 async fn a_deleted_directory_is_created_again_and_locked_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FileCheckpointStore::new(dir.path().join("state"));
-    store.save(&key(), 1).await.expect("save");
+    store.save(&key(), at(1)).await.expect("save");
     std::fs::remove_dir_all(dir.path().join("state")).expect("remove");
-    store.save(&key(), 2).await.expect("save");
-    assert_eq!(store.load(&key()).await.expect("load"), Some(2));
+    store.save(&key(), at(2)).await.expect("save");
+    assert_eq!(store.load(&key()).await.expect("load"), Some(at(2)));
     let other = FileCheckpointStore::new(dir.path().join("state"));
     let err = other.load(&key()).await.expect_err("locked again");
     assert_eq!(err.kind(), ErrorKind::CheckpointLocked, "{err}");
@@ -183,6 +205,6 @@ async fn a_directory_made_unusable_after_the_load_fails_saves_with_an_io_error()
     assert!(checkpoints.is_dir());
     std::fs::remove_dir_all(&checkpoints).expect("remove");
     std::fs::write(&checkpoints, b"not a directory").expect("write");
-    let err = store.save(&key(), 1).await.expect_err("must fail");
+    let err = store.save(&key(), at(1)).await.expect_err("must fail");
     assert_eq!(err.kind(), ErrorKind::CheckpointIo, "{err}");
 }

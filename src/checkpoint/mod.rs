@@ -9,7 +9,7 @@
 //! one owner per checkpoint, through a lock file).
 //! Implement the trait to keep checkpoints in your own database.
 //!
-//! - this file: [`CheckpointKey`], [`CheckpointStore`], [`CheckpointPolicy`],
+//! - this file: [`CheckpointKey`], [`Checkpoint`], [`CheckpointStore`], [`CheckpointPolicy`],
 //!   [`MemoryCheckpointStore`];
 //! - `file.rs`: [`FileCheckpointStore`](file::FileCheckpointStore);
 //! - `progress.rs`: acknowledgements and the task that saves them.
@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -46,6 +46,63 @@ impl fmt::Display for CheckpointKey {
     }
 }
 
+/// A saved position: every sequence up to `seq` of one stream has been processed.
+///
+/// The stream is named by the [`CheckpointKey`]; `stream_created` tells *which* stream of that
+/// name: a stream deleted and created again starts its sequences over, so a checkpoint of the
+/// old one must not skip the new one's first messages. A subscription that loads a checkpoint
+/// of another stream (its creation time differs) starts at the new stream's beginning and
+/// reports [`StreamReset`](crate::CoordinatorEvent::StreamReset). `None` (a checkpoint written
+/// before Herald kept the identity, or by a store that cannot keep it) is trusted as is.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use herald::Checkpoint;
+///
+/// let created = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+/// let checkpoint = Checkpoint::new(42, Some(created));
+/// // Stores keep the identity as whole nanoseconds since the Unix epoch.
+/// let nanos = checkpoint.stream_created_nanos();
+/// assert_eq!(nanos, Some(1_700_000_000_123_456_789));
+/// assert_eq!(Checkpoint::from_nanos(42, nanos), checkpoint);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Every sequence up to this one has been processed.
+    pub seq: u64,
+    /// When the stream `seq` belongs to was created, which identifies it; `None` when unknown.
+    pub stream_created: Option<SystemTime>,
+}
+
+impl Checkpoint {
+    /// The checkpoint at `seq` of the stream created at `stream_created`.
+    pub const fn new(seq: u64, stream_created: Option<SystemTime>) -> Self {
+        Self {
+            seq,
+            stream_created,
+        }
+    }
+
+    /// The stream's creation time as nanoseconds since the Unix epoch, the form stores keep
+    /// (exact: a `u64` of nanoseconds reaches the year 2554).
+    pub fn stream_created_nanos(&self) -> Option<u64> {
+        self.stream_created.map(|created| {
+            created
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        })
+    }
+
+    /// The checkpoint at `seq` of the stream created `nanos` after the Unix epoch, as read back
+    /// from a store.
+    pub fn from_nanos(seq: u64, nanos: Option<u64>) -> Self {
+        Self::new(
+            seq,
+            nanos.map(|n| SystemTime::UNIX_EPOCH + Duration::from_nanos(n)),
+        )
+    }
+}
+
 /// Where checkpoints are kept. Implement it to keep them in your own database.
 ///
 /// `load` returns `Ok(None)` when no checkpoint exists yet. An error from `load` ends the
@@ -55,25 +112,31 @@ impl fmt::Display for CheckpointKey {
 ///
 /// ```
 /// use futures::future::BoxFuture;
-/// use herald::{CheckpointKey, CheckpointStore, Result};
+/// use herald::{Checkpoint, CheckpointKey, CheckpointStore, Result};
 ///
 /// struct Postgres; // your connection pool
 ///
 /// impl CheckpointStore for Postgres {
-///     fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>> {
-///         Box::pin(async move { /* SELECT seq FROM checkpoints WHERE ... */ Ok(None) })
+///     fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<Checkpoint>>> {
+///         // SELECT seq, stream_created_ns FROM checkpoints WHERE ...
+///         Box::pin(async move { Ok(None) })
 ///     }
-///     fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>> {
-///         Box::pin(async move { /* UPSERT ... */ Ok(()) })
+///     fn save<'a>(&'a self, key: &'a CheckpointKey, at: Checkpoint) -> BoxFuture<'a, Result<()>> {
+///         // UPSERT at.seq, at.stream_created_nanos() ...
+///         Box::pin(async move { Ok(()) })
 ///     }
 /// }
 /// ```
+///
+/// `herald-sqlx` implements it on SQLite and PostgreSQL, and commits a message's checkpoint
+/// inside the application's own transaction.
 pub trait CheckpointStore: Send + Sync + 'static {
     /// Reads the checkpoint for `key`, or `None` when there is none.
-    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>>;
+    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<Checkpoint>>>;
 
-    /// Durably records that every sequence up to `seq` has been processed.
-    fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>>;
+    /// Durably records that every sequence up to `at.seq` of the stream `at` names has been
+    /// processed. Keep `at.stream_created` with it: [`load`](Self::load) returns both.
+    fn save<'a>(&'a self, key: &'a CheckpointKey, at: Checkpoint) -> BoxFuture<'a, Result<()>>;
 
     /// Lets go of `key`'s checkpoint, once its subscription has ended and no load or save of it
     /// is running: a store that gives each checkpoint a single owner (like
@@ -86,12 +149,12 @@ pub trait CheckpointStore: Send + Sync + 'static {
 }
 
 impl<S: CheckpointStore + ?Sized> CheckpointStore for Arc<S> {
-    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>> {
+    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<Checkpoint>>> {
         (**self).load(key)
     }
 
-    fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>> {
-        (**self).save(key, seq)
+    fn save<'a>(&'a self, key: &'a CheckpointKey, at: Checkpoint) -> BoxFuture<'a, Result<()>> {
+        (**self).save(key, at)
     }
 
     fn release(&self, key: &CheckpointKey) {
@@ -149,7 +212,7 @@ impl Default for CheckpointPolicy {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MemoryCheckpointStore {
-    map: Arc<Mutex<HashMap<CheckpointKey, u64>>>,
+    map: Arc<Mutex<HashMap<CheckpointKey, Checkpoint>>>,
 }
 
 impl MemoryCheckpointStore {
@@ -159,19 +222,19 @@ impl MemoryCheckpointStore {
     }
 
     /// The checkpoint saved for `key`, if any.
-    pub fn get(&self, key: &CheckpointKey) -> Option<u64> {
+    pub fn get(&self, key: &CheckpointKey) -> Option<Checkpoint> {
         self.map.lock().get(key).copied()
     }
 }
 
 impl CheckpointStore for MemoryCheckpointStore {
-    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>> {
+    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<Checkpoint>>> {
         let found = self.get(key);
         Box::pin(async move { Ok(found) })
     }
 
-    fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>> {
-        self.map.lock().insert(key.clone(), seq);
+    fn save<'a>(&'a self, key: &'a CheckpointKey, at: Checkpoint) -> BoxFuture<'a, Result<()>> {
+        self.map.lock().insert(key.clone(), at);
         Box::pin(async { Ok(()) })
     }
 }

@@ -9,12 +9,13 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use futures::task::AtomicWaker;
 use futures::FutureExt;
 use tokio::sync::Notify;
 
-use crate::checkpoint::{CheckpointKey, CheckpointPolicy, CheckpointStore};
+use crate::checkpoint::{Checkpoint, CheckpointKey, CheckpointPolicy, CheckpointStore};
 use crate::emitter::{emit_for, Emitter, Names};
 use crate::reporter::Reporter;
 
@@ -26,6 +27,9 @@ pub(crate) struct Acks {
     /// One more at every stream reset: acknowledgements of the old stream's messages and saves
     /// begun before it do not count for the new stream.
     epoch: AtomicU32,
+    /// The creation time of the stream the acknowledgements belong to (its identity); changed
+    /// only together with `epoch`, under this lock.
+    stream: parking_lot::Mutex<Option<SystemTime>>,
     /// Set at a reset: the new position must be saved even though it is lower.
     unsaved_reset: AtomicBool,
     every: u64,
@@ -46,11 +50,13 @@ pub(crate) struct Acks {
 }
 
 impl Acks {
-    pub(crate) fn new(initial: u64, every: u64) -> Self {
+    /// Acknowledgements that start at `initial` of the stream created at `stream`.
+    pub(crate) fn new(initial: u64, every: u64, stream: Option<SystemTime>) -> Self {
         Self {
             acked: AtomicU64::new(initial),
             saved: AtomicU64::new(initial),
             epoch: AtomicU32::new(0),
+            stream: parking_lot::Mutex::new(stream),
             unsaved_reset: AtomicBool::new(false),
             every: every.max(1),
             closing: AtomicBool::new(false),
@@ -176,13 +182,29 @@ impl Acks {
         self.saved.load(Ordering::Acquire)
     }
 
-    /// Starts over after the stream was reset: positions from the old stream mean nothing.
-    pub(crate) fn reset(&self) {
+    /// Starts over after the stream was reset (now the stream created at `stream`): positions
+    /// from the old stream mean nothing.
+    pub(crate) fn reset(&self, stream: SystemTime) {
+        let mut identity = self.stream.lock();
+        *identity = Some(stream);
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.acked.store(0, Ordering::Release);
         self.saved.store(0, Ordering::Release);
         self.unsaved_reset.store(true, Ordering::Release);
+        drop(identity);
         self.wake.notify_one();
+    }
+
+    /// The current epoch and the identity of its stream, read together.
+    fn stream(&self) -> (u32, Option<SystemTime>) {
+        let identity = self.stream.lock();
+        (self.epoch.load(Ordering::Acquire), *identity)
+    }
+
+    /// The acknowledged position, with the identity of its stream.
+    pub(crate) fn acked_checkpoint(&self) -> Checkpoint {
+        let identity = self.stream.lock();
+        Checkpoint::new(self.acked(), *identity)
     }
 
     /// The current epoch, which every message handed out carries.
@@ -244,11 +266,11 @@ impl<R: Reporter> Saver<R> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let closing = acks.closing.load(Ordering::Acquire);
-            let epoch = acks.epoch();
+            let (epoch, stream) = acks.stream();
             let acked = acks.saveable();
             let reset = acks.unsaved_reset.swap(false, Ordering::AcqRel);
             if acked > acks.saved() || reset {
-                match store.save(key, acked).await {
+                match store.save(key, Checkpoint::new(acked, stream)).await {
                     // A reset while saving: this was the old stream's position, save the new.
                     Ok(()) if acks.epoch() != epoch => {
                         acks.unsaved_reset.store(true, Ordering::Release);

@@ -145,7 +145,7 @@ impl<R: Reporter> Coordinator<R> {
         self.state.backend.close(&self.state.listener).await;
         // Each subscription ended: said here, in order, since nothing follows `Shutdown`.
         for (name, _) in &subs {
-            let last_processed = self.state.last_acked(name);
+            let last_processed = self.state.last_acked(name).map_or(0, |c| c.seq);
             emit!(
                 self.state.emitter,
                 Unsubscribed {

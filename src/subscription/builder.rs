@@ -9,7 +9,9 @@ use futures::future::BoxFuture;
 
 use crate::backend::{ConsumerSpec, DeliverFrom};
 use crate::checkpoint::progress::{Acks, Saver};
-use crate::checkpoint::{CheckpointKey, CheckpointPolicy, CheckpointStore, MemoryCheckpointStore};
+use crate::checkpoint::{
+    Checkpoint, CheckpointKey, CheckpointPolicy, CheckpointStore, MemoryCheckpointStore,
+};
 use crate::emitter::{emit, emit_for, Names};
 use crate::error::{Error, ErrorKind, Result};
 use crate::position::StartPosition;
@@ -178,10 +180,7 @@ async fn subscribe<R: Reporter>(
 
     // Within this process the previous subscription of this name may have acknowledged more
     // than its store kept (a failing store): never deliver that again.
-    let checkpoint = match (checkpoint, state.last_acked(&names.consumer)) {
-        (loaded, 0) => loaded,
-        (loaded, acked) => Some(loaded.unwrap_or(0).max(acked)),
-    };
+    let checkpoint = newest(checkpoint, state.last_acked(&names.consumer));
     let spec = ConsumerSpec {
         name: names.consumer.clone(),
         filter: full_filter.clone(),
@@ -191,26 +190,37 @@ async fn subscribe<R: Reporter>(
         },
         heartbeat,
     };
-    let high_water = match options.start {
-        StartPosition::LastProcessed => checkpoint.unwrap_or(0),
-        _ => 0,
+    // Only a subscription that resumes from its checkpoint inherits it (and the identity of
+    // its stream); any other start position begins a new history that the first
+    // acknowledgement overwrites.
+    let inherited = match options.start {
+        StartPosition::LastProcessed => checkpoint,
+        _ => None,
     };
+    let high_water = inherited.map_or(0, |c| c.seq);
     let start = options.start;
+    let checkpoint = checkpoint.map(|c| c.seq);
     let opened = open_consumer(
         state.clone(),
         spec.clone(),
         move |bounds| initial_cursor(start, checkpoint, bounds),
         Known {
             high_water,
+            // Nothing processed yet: the position means the same in any stream.
+            created: inherited
+                .filter(|c| c.seq > 0)
+                .and_then(|c| c.stream_created),
             ..Known::default()
         },
     )
     .await;
     let resumed = opened?;
 
-    // Only a subscription that resumes from its checkpoint inherits it; any other start
-    // position begins a new history that the first acknowledgement overwrites.
-    let acks = Arc::new(Acks::new(high_water, options.policy.every));
+    let acks = Arc::new(Acks::new(
+        high_water,
+        options.policy.every,
+        Some(resumed.stream_created()),
+    ));
     state.track_saver(names.consumer.clone(), acks.clone());
     let saver = Saver {
         acks: acks.clone(),
@@ -244,6 +254,23 @@ async fn subscribe<R: Reporter>(
         resumed,
     );
     Ok(Subscription::new(resume, checkpointer))
+}
+
+/// Where to resume: the loaded checkpoint, or what the previous subscription of this name in
+/// this process acknowledged when its store kept less (a failing store). Of one stream the
+/// furthest; of two, this process's, which saw the later stream (a store is written only by
+/// the subscriptions of this process).
+fn newest(loaded: Option<Checkpoint>, acked: Option<Checkpoint>) -> Option<Checkpoint> {
+    match (loaded, acked) {
+        // Nothing acknowledged: the store knows as much (a stale one names its stream).
+        (loaded, None) => loaded,
+        (loaded, Some(acked)) if acked.seq == 0 => loaded,
+        (None, acked) => acked,
+        (Some(loaded), Some(acked)) => match (loaded.stream_created, acked.stream_created) {
+            (Some(a), Some(b)) if a != b => Some(acked),
+            (a, b) => Some(Checkpoint::new(loaded.seq.max(acked.seq), b.or(a))),
+        },
+    }
 }
 
 /// A consumer name claimed by a subscribe in progress; dropped, it gives the name back.

@@ -131,6 +131,13 @@ pub(super) async fn open_consumer<R>(
     })
 }
 
+impl Resumed {
+    /// The identity of the stream the consumer reads.
+    pub(super) fn stream_created(&self) -> SystemTime {
+        self.bounds.created
+    }
+}
+
 enum Phase {
     Streaming(Consumer),
     Resubscribing(BoxFuture<'static, Result<Resumed>>),
@@ -240,7 +247,7 @@ impl<R: Reporter> Resume<R> {
             );
             self.high_water = 0;
             self.last_yielded = 0;
-            self.acks.reset();
+            self.acks.reset(bounds.created);
             // A replay of the old stream ends here; the new stream's is its own.
             self.replays.end();
         }

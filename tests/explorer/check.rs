@@ -155,6 +155,10 @@ struct Inc {
     start: StartPosition,
     subscribed: bool,
     reset_expected: bool,
+    /// The previous subscription of this durable in this process, and what it acknowledged.
+    after: Option<(u32, u64)>,
+    /// The violation when the expected `StreamReset` does not come.
+    missed_reset: Kind,
     loaded: Option<Option<u64>>,
     segments: Vec<Segment>,
     replay: Option<Replay>,
@@ -202,6 +206,9 @@ struct Checker<'a> {
     /// (process, slot) → the subscription that last ended there: its id, the position it
     /// acknowledged, and whether its store had failed.
     closed_at: HashMap<(u32, usize), (u32, u64, bool)>,
+    /// The last subscription of each durable in each process that ended, and what it
+    /// acknowledged (where the next one of the process resumes when its store failed).
+    ended: HashMap<(u32, usize), (u32, u64)>,
     /// (process, slot) → saves begun: the value and the epoch the subscription was in.
     saving: HashMap<(u32, usize), Vec<(u64, u32)>>,
     /// slot → the checkpoint last saved, and the epoch the subscription was in when it was
@@ -227,6 +234,7 @@ pub(crate) fn check(log: &[Entry], config: &Config, model: &StreamModel) -> Vec<
         acked: HashMap::new(),
         failed_at_close: HashMap::new(),
         closed_at: HashMap::new(),
+        ended: HashMap::new(),
         store_failing: HashMap::new(),
         saving: HashMap::new(),
         saved: HashMap::new(),
@@ -299,6 +307,7 @@ impl Checker<'_> {
                         self.incs[i].loaded = Some(*value);
                         self.incs[i].opened_failing =
                             self.store_failing.get(&(*proc, *slot)).copied() == Some(true);
+                        self.incs[i].after = self.ended.get(&(*proc, *slot)).copied();
                     }
                 }
                 self.loaded_after_close(at, *proc, *slot, *value);
@@ -316,6 +325,8 @@ impl Checker<'_> {
                     start: *start,
                     subscribed: false,
                     reset_expected: false,
+                    after: None,
+                    missed_reset: Kind::EventOrder,
                     loaded: None,
                     segments: Vec::new(),
                     replay: None,
@@ -338,9 +349,9 @@ impl Checker<'_> {
                         (self.incs[i].reset_expected, self.incs[i].subscribed);
                     if reset_expected {
                         self.violation(
-                            Kind::EventOrder,
+                            self.incs[i].missed_reset,
                             at,
-                            format!("subscription {slot} (inc {inc}) resumed from a checkpoint beyond the stream without reporting StreamReset"),
+                            format!("subscription {slot} (inc {inc}) resumed from a checkpoint of another stream (beyond it, or saved before it was reset) without reporting StreamReset"),
                         );
                     }
                     if !subscribed {
@@ -374,6 +385,7 @@ impl Checker<'_> {
                     self.check_acked(at, i, *tag, *last_acked, "ended");
                     self.closed_at
                         .insert((tag.proc, *slot), (*inc, *last_acked, *store_failed));
+                    self.ended.insert((tag.proc, *slot), (*inc, *last_acked));
                 }
             }
             Entry::Ended { proc, slot, .. } => {

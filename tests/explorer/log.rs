@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use herald::{
-    CheckpointKey, CheckpointStore, CoordinatorEvent, Error, ErrorKind, MemoryCheckpointStore,
-    Reporter, StartPosition,
+    Checkpoint, CheckpointKey, CheckpointStore, CoordinatorEvent, Error, ErrorKind,
+    MemoryCheckpointStore, Reporter, StartPosition,
 };
 use parking_lot::Mutex;
 
@@ -392,24 +392,33 @@ impl TestStore {
 
     /// The value saved in the underlying memory store for `key`.
     pub(crate) fn current(&self, key: &CheckpointKey) -> Option<u64> {
-        self.inner.memory.get(key)
+        self.inner.memory.get(key).map(|c| c.seq)
     }
 }
 
 impl CheckpointStore for TestStore {
-    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, herald::Result<Option<u64>>> {
+    fn load<'a>(
+        &'a self,
+        key: &'a CheckpointKey,
+    ) -> BoxFuture<'a, herald::Result<Option<Checkpoint>>> {
         let inner = &*self.inner;
-        let value = self.current(key);
+        let loaded = inner.memory.get(key);
+        let value = loaded.map(|c| c.seq);
         inner.shared.push(Entry::Loaded {
             proc: inner.shared.proc.load(Ordering::SeqCst),
             slot: inner.slot,
             value,
         });
-        Box::pin(async move { Ok(value) })
+        Box::pin(async move { Ok(loaded) })
     }
 
-    fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, herald::Result<()>> {
+    fn save<'a>(
+        &'a self,
+        key: &'a CheckpointKey,
+        at: Checkpoint,
+    ) -> BoxFuture<'a, herald::Result<()>> {
         let inner = &*self.inner;
+        let seq = at.seq;
         inner.shared.push(Entry::Saving {
             proc: inner.shared.proc.load(Ordering::SeqCst),
             slot: inner.slot,
@@ -426,7 +435,7 @@ impl CheckpointStore for TestStore {
                     "the explorer's store is failing",
                 ));
             }
-            inner.memory.save(key, seq).await?;
+            inner.memory.save(key, at).await?;
             inner.failed_since_success.store(false, Ordering::SeqCst);
             Ok(())
         })

@@ -50,30 +50,9 @@ struct Known {
     test: &'static str,
 }
 
-/// Open: a checkpoint is a bare sequence, so a process that resumes from one saved before its
-/// stream was deleted and created again cannot tell (the fix keeps the stream's identity in
-/// the checkpoint, a `CheckpointStore` format change). The gaps and stale checkpoints that
-/// follow are the same bug.
-const KNOWN: &[Known] = &[
-    Known {
-        kind: Kind::UndetectedReset,
-        detail: "",
-        with: &[],
-        test: "open: a checkpoint carries no stream identity; a subscription reopened after its stream was deleted and recreated resumes from the old stream's checkpoint (reproduce: HERALD_EXPLORE_SEED=21)",
-    },
-    Known {
-        kind: Kind::StaleCheckpoint,
-        detail: "",
-        with: &[],
-        test: "open: a checkpoint carries no stream identity; a subscription reopened after its stream was deleted and recreated resumes from the old stream's checkpoint (reproduce: HERALD_EXPLORE_SEED=21)",
-    },
-    Known {
-        kind: Kind::Gap,
-        detail: "",
-        with: &[Kind::UndetectedReset, Kind::StaleCheckpoint],
-        test: "open: a checkpoint carries no stream identity; a subscription reopened after its stream was deleted and recreated resumes from the old stream's checkpoint (reproduce: HERALD_EXPLORE_SEED=21)",
-    },
-];
+/// No open bug: every violation fails the budget test. (Fixed and kept as seeds in
+/// `regressions.rs`: a checkpoint without its stream's identity, seed 21.)
+const KNOWN: &[Known] = &[];
 
 /// Sorts a schedule's violations into buckets: each open bug that explains some of them
 /// (named by its regression test), and each kind left unexplained.

@@ -388,3 +388,116 @@ fn a_failed_connect_leaves_nothing_behind() {
         },
     );
 }
+
+/// Delivered, acknowledged and saved 1; the process crashes; the stream is deleted and
+/// recreated and gets a new message 1 before the next process resubscribes. The checkpoint was
+/// a bare sequence: checkpoint 1 lies within the new stream, so the new message 1 was skipped
+/// without `StreamReset`. The checkpoint now keeps the stream's identity (its creation time),
+/// and a checkpoint of another stream starts the new one from its beginning.
+#[test]
+fn a_checkpoint_of_a_deleted_stream_is_not_resumed_in_the_new_one() {
+    assert_free_of(
+        Kind::UndetectedReset,
+        Schedule {
+            seed: 21,
+            config: one(Filter::All, Start::All, 3, vec![]),
+            steps: vec![
+                Subscribe { sub: 0 },
+                Publish {
+                    key: Key::AlertsDeep(2),
+                },
+                Take {
+                    sub: 0,
+                    n: 7,
+                    ack: u32::MAX,
+                },
+                Take {
+                    sub: 0,
+                    n: 3,
+                    ack: u32::MAX,
+                },
+                StopHeartbeats { ms: 231 },
+                Crash,
+                DeleteStream,
+                Publish {
+                    key: Key::Alerts(0),
+                },
+            ],
+        },
+    );
+}
+
+/// Acknowledged 1 while the store failed; the stream is deleted and gets a new message 1; the
+/// subscription is dropped and opened again (after a failed attempt). The position this
+/// process acknowledged belongs to the old stream: it must start the new stream over with
+/// `StreamReset`, not resume after the new stream's 1.
+#[test]
+fn an_acknowledged_position_of_a_deleted_stream_is_not_resumed() {
+    let mut config = one(Filter::All, Start::All, 2, vec![]);
+    config.subs[0].store = Store::Flaky;
+    assert_free_of(
+        Kind::UndetectedReset,
+        Schedule {
+            seed: 19929,
+            config,
+            steps: vec![
+                Subscribe { sub: 0 },
+                Publish { key: Key::Other(4) },
+                StoreFail { sub: 0 },
+                Take {
+                    sub: 0,
+                    n: 4,
+                    ack: u32::MAX,
+                },
+                Drop { sub: 0 },
+                DeleteStream,
+                Publish { key: Key::Other(3) },
+                Disconnect,
+                Subscribe { sub: 0 },
+            ],
+        },
+    );
+}
+
+/// Saved 1; the stream is reset and the subscription acknowledges the new stream's 1 while
+/// the store fails. Reopened, it resumes after the new 1 (what this process acknowledged, of
+/// this stream) and does not take the store's checkpoint of the old stream for a reset.
+#[test]
+fn a_position_acknowledged_after_a_reset_outranks_the_stores_old_one() {
+    let mut config = one(Filter::All, Start::All, 1, vec![Key::AlertsDeep(4)]);
+    config.subs[0].store = Store::Flaky;
+    assert_free_of(
+        Kind::FalseReset,
+        Schedule {
+            seed: 83915,
+            config,
+            steps: vec![
+                Subscribe { sub: 0 },
+                PublishIdempotent {
+                    key: Key::Alerts(1),
+                    id: 2,
+                },
+                Take {
+                    sub: 0,
+                    n: 7,
+                    ack: u32::MAX,
+                },
+                Take {
+                    sub: 0,
+                    n: 6,
+                    ack: u32::MAX,
+                },
+                StoreFail { sub: 0 },
+                DeleteStream,
+                Publish { key: Key::Other(1) },
+                Take {
+                    sub: 0,
+                    n: 5,
+                    ack: u32::MAX,
+                },
+                Disconnect,
+                Resubscribe { sub: 0 },
+            ],
+        },
+    );
+}

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use herald::{CheckpointKey, CheckpointStore, Error, ErrorKind, MemoryCheckpointStore, Result};
+use herald::{
+    Checkpoint, CheckpointKey, CheckpointStore, Error, ErrorKind, MemoryCheckpointStore, Result,
+};
 use parking_lot::Mutex;
 
 /// What a [`TestStore`] does besides storing.
@@ -74,7 +76,7 @@ impl TestStore {
 }
 
 impl CheckpointStore for TestStore {
-    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<u64>>> {
+    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, Result<Option<Checkpoint>>> {
         Box::pin(async move {
             if self.quirk == Quirk::HangingLoads {
                 std::future::pending::<()>().await;
@@ -83,7 +85,7 @@ impl CheckpointStore for TestStore {
         })
     }
 
-    fn save<'a>(&'a self, key: &'a CheckpointKey, seq: u64) -> BoxFuture<'a, Result<()>> {
+    fn save<'a>(&'a self, key: &'a CheckpointKey, at: Checkpoint) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             assert!(self.quirk != Quirk::PanickingSaves, "the store broke down");
             tokio::time::sleep(self.delay).await;
@@ -93,8 +95,8 @@ impl CheckpointStore for TestStore {
                 let down =
                     self.crashed.load(Ordering::Acquire) || self.failing.load(Ordering::Acquire);
                 (!down).then(|| {
-                    saves.push(seq);
-                    self.inner.save(key, seq)
+                    saves.push(at.seq);
+                    self.inner.save(key, at)
                 })
             };
             match stored {

@@ -188,3 +188,63 @@ async fn acknowledging_an_earlier_message_after_a_later_one_panics_in_debug_buil
     messages[6].ack();
     messages[4].ack();
 }
+
+// The checkpoint keeps its stream's identity -------------------------------------------------
+
+/// A process saves checkpoint 4 and stops; the stream is deleted and created again, and the
+/// new stream gets six messages (past the checkpoint) before the next process starts. The
+/// checkpoint belongs to the old stream: the new process says `StreamReset` and reads the new
+/// stream from 1, instead of resuming at 5 and skipping the new stream's 1..=4.
+async fn a_checkpoint_of_a_deleted_stream_does_not_skip_the_new_one(target: Target) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = || target.builder().stream("GONE").node_id("node-a");
+    fn cache<'c, R: herald::Reporter>(
+        c: &'c Coordinator<R>,
+        dir: &std::path::Path,
+    ) -> Subscribe<'c, R> {
+        let policy = CheckpointPolicy {
+            every: 1,
+            interval: Duration::from_millis(20),
+        };
+        let cache = c.subscribe(">").durable("cache").checkpoint_policy(policy);
+        cache.checkpoint_store(herald::FileCheckpointStore::new(dir))
+    }
+    let subscribe = |c| cache(c, dir.path());
+    let subscribe_recorded = |c| cache(c, dir.path());
+    {
+        let c = connect(node(), NullReporter).await;
+        let mut sub = subscribe(&c).await.expect("subscribe");
+        assert_eq!(publish_and_take(&c, &mut sub, 4).await, vec![1, 2, 3, 4]);
+        sub.close().await;
+        c.shutdown().await;
+    }
+    target.delete_stream("GONE").await;
+    {
+        let c = connect(node(), NullReporter).await;
+        assert_eq!(publish_n(&c, 6).await, vec![1, 2, 3, 4, 5, 6]);
+        c.shutdown().await;
+    }
+
+    let rec = RecordingReporter::new();
+    let c = connect(node(), rec.clone()).await;
+    let mut sub = subscribe_recorded(&c).await.expect("subscribe");
+    assert_eq!(take_seqs(&mut sub, 6).await, vec![1, 2, 3, 4, 5, 6]);
+    let resets: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter(|e| e.kind() == EventKind::StreamReset)
+        .collect();
+    assert!(
+        matches!(
+            resets[..],
+            [CoordinatorEvent::StreamReset {
+                position: 4,
+                last_seq: 6,
+                ..
+            }]
+        ),
+        "{resets:?}"
+    );
+    assert_eq!(rec.count(EventKind::EventsLost), 0, "{:?}", rec.kinds());
+}
+on_both_backends!(a_checkpoint_of_a_deleted_stream_does_not_skip_the_new_one);
