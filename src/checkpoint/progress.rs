@@ -22,6 +22,8 @@ use crate::reporter::Reporter;
 /// The acknowledgement state shared by a subscription, its messages and its checkpointer.
 #[derive(Debug)]
 pub(crate) struct Acks {
+    /// The checkpoint these acknowledgements advance.
+    pub(crate) key: CheckpointKey,
     acked: AtomicU64,
     saved: AtomicU64,
     /// One more at every stream reset: acknowledgements of the old stream's messages and saves
@@ -51,8 +53,14 @@ pub(crate) struct Acks {
 
 impl Acks {
     /// Acknowledgements that start at `initial` of the stream created at `stream`.
-    pub(crate) fn new(initial: u64, every: u64, stream: Option<SystemTime>) -> Self {
+    pub(crate) fn new(
+        key: CheckpointKey,
+        initial: u64,
+        every: u64,
+        stream: Option<SystemTime>,
+    ) -> Self {
         Self {
+            key,
             acked: AtomicU64::new(initial),
             saved: AtomicU64::new(initial),
             epoch: AtomicU32::new(0),

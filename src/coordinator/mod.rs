@@ -108,6 +108,18 @@ impl<R: Reporter> Coordinator<R> {
         &self.state.node
     }
 
+    /// Reports the event `build` makes when the reporter wants `kind`, exactly as the
+    /// coordinator reports its own: for crates that extend the coordinator (the outbox relay
+    /// of `herald-sqlx`). With [`NullReporter`] nothing is built. A panicking reporter is
+    /// contained and counted.
+    ///
+    /// The event reaches the reporter only while the coordinator is running: nothing is
+    /// reported after [`Shutdown`](CoordinatorEvent::Shutdown).
+    #[inline]
+    pub fn report(&self, kind: EventKind, build: impl FnOnce() -> CoordinatorEvent) {
+        self.state.emitter.emit(kind, build);
+    }
+
     /// The reporter.
     pub fn reporter(&self) -> &R {
         self.state.emitter.reporter()

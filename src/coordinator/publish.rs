@@ -65,30 +65,68 @@ impl<R: Reporter> Coordinator<R> {
         K: AsRef<str>,
         P: Into<Bytes>,
     {
-        let state = &*self.state;
-        state.check_open()?;
-        let deadline = deadline::after(state.config.publish_deadline);
+        self.state.check_open()?;
         let items = items.into_iter();
         let mut owned = Vec::with_capacity(items.size_hint().0);
         for (key, payload) in items {
             let payload = payload.into();
-            owned.push((
-                self.subject_for(key.as_ref(), &payload)?,
-                payload,
-                nuid::next(),
-            ));
+            let subject = self.subject_for(key.as_ref(), &payload)?;
+            owned.push((subject, payload, nuid::next()));
         }
+        let acks = self.publish_owned(&owned, false).await?;
+        Ok(acks.into_iter().map(|ack| ack.seq).collect())
+    }
+
+    /// Publishes a batch in order, each item with its own message id, pipelined like
+    /// [`publish_batch`](Self::publish_batch): within the stream's duplicate window, an id
+    /// published before stores nothing and its acknowledgement says `duplicate: true` with the
+    /// original sequence. This is how a transactional outbox relays rows (an id derived from
+    /// the row) without storing copies when it retries.
+    ///
+    /// Every key, payload and id is validated before anything is sent.
+    pub async fn publish_batch_idempotent<I, K, P, M>(&self, items: I) -> Result<Vec<PublishAck>>
+    where
+        I: IntoIterator<Item = (K, P, M)>,
+        K: AsRef<str>,
+        P: Into<Bytes>,
+        M: Into<String>,
+    {
+        self.state.check_open()?;
+        let items = items.into_iter();
+        let mut owned = Vec::with_capacity(items.size_hint().0);
+        for (key, payload, msg_id) in items {
+            let msg_id = msg_id.into();
+            if msg_id.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "the message id must not be empty",
+                ));
+            }
+            let payload = payload.into();
+            owned.push((self.subject_for(key.as_ref(), &payload)?, payload, msg_id));
+        }
+        self.publish_owned(&owned, true).await
+    }
+
+    /// Publishes validated messages in order until the publish deadline.
+    async fn publish_owned<M: std::ops::Deref<Target = str>>(
+        &self,
+        owned: &[(Arc<str>, Bytes, M)],
+        idempotent: bool,
+    ) -> Result<Vec<PublishAck>> {
+        let state = &*self.state;
+        let deadline = deadline::after(state.config.publish_deadline);
         let batch: Vec<Outgoing<'_>> = owned
             .iter()
             .map(|(subject, payload, id)| Outgoing {
                 subject,
                 payload,
-                msg_id: id.as_str(),
-                idempotent: false,
+                msg_id: id,
+                idempotent,
             })
             .collect();
         let results = state.backend.publish_batch(&batch, deadline).await;
-        let mut seqs = Vec::with_capacity(results.len());
+        let mut acks = Vec::with_capacity(results.len());
         for (result, message) in results.into_iter().zip(batch) {
             let ack = match result {
                 Ok(ack) => {
@@ -110,9 +148,9 @@ impl<R: Reporter> Coordinator<R> {
                 }
                 Err(error) => return Err(error),
             };
-            seqs.push(ack.seq);
+            acks.push(ack);
         }
-        Ok(seqs)
+        Ok(acks)
     }
 
     /// Validates a key and payload; returns the full subject.

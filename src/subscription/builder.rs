@@ -217,6 +217,7 @@ async fn subscribe<R: Reporter>(
     let resumed = opened?;
 
     let acks = Arc::new(Acks::new(
+        key.clone(),
         high_water,
         options.policy.every,
         Some(resumed.stream_created()),

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use crate::checkpoint::progress::Acks;
+use crate::checkpoint::{Checkpoint, CheckpointKey};
 
 /// A message delivered by a [`Subscription`](crate::Subscription).
 ///
@@ -28,12 +29,26 @@ pub struct Message {
     pub(crate) acks: Arc<Acks>,
     /// The acknowledgements' epoch when the message was handed out (see `Acks::reset`).
     pub(crate) epoch: u32,
+    /// The identity of the stream the message was read from.
+    pub(crate) stream_created: Option<SystemTime>,
 }
 
 impl Message {
     /// The key the message was published with: the subject without the stream's prefix.
     pub fn key(&self) -> &str {
         self.subject.get(self.key_offset..).unwrap_or(&self.subject)
+    }
+
+    /// The checkpoint this message's subscription keeps (stream, durable name, filter).
+    pub fn checkpoint_key(&self) -> &CheckpointKey {
+        &self.acks.key
+    }
+
+    /// The checkpoint that says this message, and every one before it, is processed: its
+    /// sequence and its stream's identity. A store that commits it in the application's own
+    /// transaction (with the message's effect) saves exactly this.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(self.seq, self.stream_created)
     }
 
     /// Marks this message, **and every message delivered before it**, as processed. Cheap and

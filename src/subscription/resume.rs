@@ -350,6 +350,7 @@ impl<R: Reporter> Resume<R> {
             key_offset: self.key_offset,
             acks: self.acks.clone(),
             epoch: self.acks.epoch(),
+            stream_created: self.stream_created,
         })
     }
 
