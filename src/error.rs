@@ -67,6 +67,9 @@ pub enum ErrorKind {
     Decode,
     /// The coordinator has been shut down.
     Shutdown,
+    /// A database used by a store (`herald-sqlx`) failed: unreachable, a failed statement, a
+    /// table it could not create, or a row it could not decode.
+    Database,
 }
 
 impl ErrorKind {

@@ -120,6 +120,13 @@ impl<R: Reporter> Coordinator<R> {
         self.state.emitter.emit(kind, build);
     }
 
+    /// Whether the reporter wants events of `kind`: for work that is done only to be
+    /// reported (a count taken from a database). Always `false` with [`NullReporter`].
+    #[inline]
+    pub fn wants(&self, kind: EventKind) -> bool {
+        self.state.emitter.wants(kind)
+    }
+
     /// The reporter.
     pub fn reporter(&self) -> &R {
         self.state.emitter.reporter()
