@@ -77,7 +77,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use event::{CoordinatorEvent, EventKind, EventKindSet, ResubscribeCause, Severity};
 pub use position::StartPosition;
 pub use reporter::{
-    ConnectionState, NullReporter, Reporter, Stats, StatsReporter, SubscriptionState,
+    ConnectionState, NullReporter, OutboxStats, Reporter, Stats, StatsReporter, SubscriptionState,
     SubscriptionStats,
 };
 pub use subscription::builder::Subscribe;

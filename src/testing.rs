@@ -170,6 +170,7 @@ pub fn sample_events() -> Vec<CoordinatorEvent> {
     let s = || -> Arc<str> { "S".into() };
     let c = || -> Arc<str> { "node-a:cache".into() };
     let server = || -> Arc<str> { "nats://127.0.0.1:4222".into() };
+    let outbox = || -> Arc<str> { "alerts_outbox".into() };
     let ms = Duration::from_millis;
     vec![
         CoordinatorEvent::Connected { server: server() },
@@ -297,6 +298,35 @@ pub fn sample_events() -> Vec<CoordinatorEvent> {
         CoordinatorEvent::Shutdown {
             stream: s(),
             subscriptions: 1,
+        },
+        CoordinatorEvent::OutboxRelayed {
+            outbox: outbox(),
+            row: 42,
+            seq: 24,
+            duplicate: false,
+            lag: ms(3),
+        },
+        CoordinatorEvent::OutboxBacklog {
+            outbox: outbox(),
+            pending: 120,
+            oldest_age: ms(1500),
+        },
+        CoordinatorEvent::OutboxRelayFailed {
+            outbox: outbox(),
+            attempt: 2,
+            delay: ms(500),
+            error: "connection refused".into(),
+        },
+        CoordinatorEvent::CheckpointCommitted {
+            stream: s(),
+            consumer: c(),
+            seq: 25,
+        },
+        CoordinatorEvent::CheckpointCommitFailed {
+            stream: s(),
+            consumer: c(),
+            seq: 26,
+            error: "serialization failure".into(),
         },
     ]
 }

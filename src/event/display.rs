@@ -234,6 +234,59 @@ impl fmt::Display for CoordinatorEvent {
                 f,
                 "coordinator for stream {stream} shut down ({subscriptions} subscriptions ended)"
             ),
+            Self::OutboxRelayed {
+                outbox,
+                row,
+                seq,
+                duplicate,
+                lag,
+            } => {
+                write!(
+                    f,
+                    "outbox {outbox} relayed row {row} as stream sequence {seq} after {}",
+                    Human(*lag)
+                )?;
+                if *duplicate {
+                    f.write_str(" (duplicate, not stored again)")?;
+                }
+                Ok(())
+            }
+            Self::OutboxBacklog {
+                outbox,
+                pending,
+                oldest_age,
+            } => write!(
+                f,
+                "outbox {outbox} has {pending} rows waiting, the oldest for {}",
+                Human(*oldest_age)
+            ),
+            Self::OutboxRelayFailed {
+                outbox,
+                attempt,
+                delay,
+                error,
+            } => write!(
+                f,
+                "outbox {outbox} failed to relay (attempt {attempt}), retrying in {}: {error}",
+                Human(*delay)
+            ),
+            Self::CheckpointCommitted {
+                stream,
+                consumer,
+                seq,
+            } => write!(
+                f,
+                "consumer {consumer} on stream {stream} committed checkpoint {seq} with the application's transaction"
+            ),
+            Self::CheckpointCommitFailed {
+                stream,
+                consumer,
+                seq,
+                error,
+            } => write!(
+                f,
+                "consumer {consumer} on stream {stream} failed to commit checkpoint {seq} with the application's transaction, which was not applied (the message comes again after a restart): {error}"
+            ),
         }
     }
 }
@@ -263,5 +316,33 @@ mod tests {
             event.to_string(),
             "consumer c on stream S resubscribing (attempt 2) in 150ms: consumer sequence gap (expected 4, received 9)"
         );
+    }
+
+    #[test]
+    fn outbox_events_read_as_sentences() {
+        let relayed = CoordinatorEvent::OutboxRelayed {
+            outbox: "alerts_outbox".into(),
+            row: 42,
+            seq: 17,
+            duplicate: false,
+            lag: Duration::from_millis(3),
+        };
+        assert_eq!(
+            relayed.to_string(),
+            "outbox alerts_outbox relayed row 42 as stream sequence 17 after 3ms"
+        );
+        let backlog = CoordinatorEvent::OutboxBacklog {
+            outbox: "alerts_outbox".into(),
+            pending: 120,
+            oldest_age: Duration::from_millis(1500),
+        };
+        assert_eq!(
+            backlog.to_string(),
+            "outbox alerts_outbox has 120 rows waiting, the oldest for 1.5s"
+        );
+        let json = serde_json::to_string(&backlog).expect("serialize");
+        assert!(json.contains("\"kind\":\"outbox_backlog\""), "{json}");
+        let back: CoordinatorEvent = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, backlog);
     }
 }

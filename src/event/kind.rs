@@ -69,7 +69,8 @@ pub enum Severity {
     Info,
     /// Churn that Herald recovers from by itself: disconnects, missed heartbeats, retries.
     Warn,
-    /// Loss, deletion and failures that need a person: events lost, checkpoint failed.
+    /// Loss, deletion and failures that need a person: events lost, checkpoint failed,
+    /// checkpoint commit failed.
     Error,
 }
 
@@ -154,6 +155,16 @@ event_kinds! {
     DecodeFailed = "decode_failed",
     /// See [`CoordinatorEvent::Shutdown`](crate::CoordinatorEvent::Shutdown).
     Shutdown = "shutdown",
+    /// See [`CoordinatorEvent::OutboxRelayed`](crate::CoordinatorEvent::OutboxRelayed).
+    OutboxRelayed = "outbox_relayed",
+    /// See [`CoordinatorEvent::OutboxBacklog`](crate::CoordinatorEvent::OutboxBacklog).
+    OutboxBacklog = "outbox_backlog",
+    /// See [`CoordinatorEvent::OutboxRelayFailed`](crate::CoordinatorEvent::OutboxRelayFailed).
+    OutboxRelayFailed = "outbox_relay_failed",
+    /// See [`CoordinatorEvent::CheckpointCommitted`](crate::CoordinatorEvent::CheckpointCommitted).
+    CheckpointCommitted = "checkpoint_committed",
+    /// See [`CoordinatorEvent::CheckpointCommitFailed`](crate::CoordinatorEvent::CheckpointCommitFailed).
+    CheckpointCommitFailed = "checkpoint_commit_failed",
 }
 
 impl EventKind {
@@ -179,12 +190,17 @@ impl fmt::Display for EventKind {
 }
 
 impl EventKind {
-    /// True for the per-message kinds (`Published`, `Delivered`, ...): high volume, so reporters
-    /// usually opt out of them through [`Reporter::interest`](crate::Reporter::interest).
+    /// True for the per-message kinds (`Published`, `Delivered`, `OutboxRelayed`, ...): one
+    /// per message or outbox row, high volume, so reporters usually opt out of them through
+    /// [`Reporter::interest`](crate::Reporter::interest).
     pub const fn is_per_message(self) -> bool {
         matches!(
             self,
-            EventKind::Published | EventKind::Delivered | EventKind::CheckpointSaved
+            EventKind::Published
+                | EventKind::Delivered
+                | EventKind::CheckpointSaved
+                | EventKind::OutboxRelayed
+                | EventKind::CheckpointCommitted
         )
     }
 }
@@ -193,16 +209,19 @@ impl EventKind {
     /// The severity every event of this kind has.
     pub const fn severity(self) -> Severity {
         match self {
-            EventKind::Published | EventKind::Delivered | EventKind::CheckpointSaved => {
-                Severity::Trace
-            }
+            EventKind::Published
+            | EventKind::Delivered
+            | EventKind::CheckpointSaved
+            | EventKind::OutboxRelayed
+            | EventKind::CheckpointCommitted => Severity::Trace,
             EventKind::Connected
             | EventKind::StreamReady
             | EventKind::Subscribed
             | EventKind::ReplayStarted
             | EventKind::ReplayCompleted
             | EventKind::Unsubscribed
-            | EventKind::Shutdown => Severity::Info,
+            | EventKind::Shutdown
+            | EventKind::OutboxBacklog => Severity::Info,
             EventKind::Disconnected
             | EventKind::Reconnecting
             | EventKind::Reconnected
@@ -212,12 +231,14 @@ impl EventKind {
             | EventKind::Resubscribing
             | EventKind::ConsumerRecreated
             | EventKind::PublishFailed
-            | EventKind::DecodeFailed => Severity::Warn,
+            | EventKind::DecodeFailed
+            | EventKind::OutboxRelayFailed => Severity::Warn,
             EventKind::ServerError
             | EventKind::ConsumerDeleted
             | EventKind::EventsLost
             | EventKind::StreamReset
-            | EventKind::CheckpointFailed => Severity::Error,
+            | EventKind::CheckpointFailed
+            | EventKind::CheckpointCommitFailed => Severity::Error,
         }
     }
 }

@@ -5,7 +5,9 @@
 //! event never copies a string. Events are plain data: this module knows nothing of the
 //! coordinator that sends them.
 //!
-//! - [`CoordinatorEvent`] (this file): the variants and their accessors;
+//! - [`CoordinatorEvent`] (this file): the variants;
+//! - `accessors.rs`: what every event can be asked: its kind, severity, stream, consumer,
+//!   outbox;
 //! - `kind.rs`: [`EventKind`], [`EventKindSet`], [`Severity`], [`ResubscribeCause`];
 //! - `display.rs`: each event as a one-line sentence.
 
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::position::StartPosition;
 
+mod accessors;
 mod display;
 mod kind;
 
@@ -295,131 +298,67 @@ pub enum CoordinatorEvent {
         /// Subscriptions that were open.
         subscriptions: u64,
     },
-}
-
-impl CoordinatorEvent {
-    /// The event's kind, without its fields.
-    pub fn kind(&self) -> EventKind {
-        match self {
-            Self::Connected { .. } => EventKind::Connected,
-            Self::Disconnected { .. } => EventKind::Disconnected,
-            Self::Reconnecting { .. } => EventKind::Reconnecting,
-            Self::Reconnected { .. } => EventKind::Reconnected,
-            Self::LameDuck { .. } => EventKind::LameDuck,
-            Self::SlowConsumer { .. } => EventKind::SlowConsumer,
-            Self::ServerError { .. } => EventKind::ServerError,
-            Self::StreamReady { .. } => EventKind::StreamReady,
-            Self::Subscribed { .. } => EventKind::Subscribed,
-            Self::HeartbeatMissed { .. } => EventKind::HeartbeatMissed,
-            Self::ConsumerDeleted { .. } => EventKind::ConsumerDeleted,
-            Self::Resubscribing { .. } => EventKind::Resubscribing,
-            Self::ConsumerRecreated { .. } => EventKind::ConsumerRecreated,
-            Self::ReplayStarted { .. } => EventKind::ReplayStarted,
-            Self::ReplayCompleted { .. } => EventKind::ReplayCompleted,
-            Self::EventsLost { .. } => EventKind::EventsLost,
-            Self::StreamReset { .. } => EventKind::StreamReset,
-            Self::CheckpointSaved { .. } => EventKind::CheckpointSaved,
-            Self::CheckpointFailed { .. } => EventKind::CheckpointFailed,
-            Self::Unsubscribed { .. } => EventKind::Unsubscribed,
-            Self::Published { .. } => EventKind::Published,
-            Self::PublishFailed { .. } => EventKind::PublishFailed,
-            Self::Delivered { .. } => EventKind::Delivered,
-            Self::DecodeFailed { .. } => EventKind::DecodeFailed,
-            Self::Shutdown { .. } => EventKind::Shutdown,
-        }
-    }
-
-    /// How much attention the event deserves.
-    pub fn severity(&self) -> Severity {
-        self.kind().severity()
-    }
-
-    /// The stream the event is about; `None` for connection events.
-    pub fn stream(&self) -> Option<&Arc<str>> {
-        self.names().0
-    }
-
-    /// The consumer the event is about, for subscription events.
-    pub fn consumer(&self) -> Option<&Arc<str>> {
-        self.names().1
-    }
-
-    /// The stream and the consumer an event names, each where it has one.
-    fn names(&self) -> (Option<&Arc<str>>, Option<&Arc<str>>) {
-        match self {
-            Self::Subscribed {
-                stream, consumer, ..
-            }
-            | Self::HeartbeatMissed {
-                stream, consumer, ..
-            }
-            | Self::ConsumerDeleted { stream, consumer }
-            | Self::Resubscribing {
-                stream, consumer, ..
-            }
-            | Self::ConsumerRecreated {
-                stream, consumer, ..
-            }
-            | Self::ReplayStarted {
-                stream, consumer, ..
-            }
-            | Self::ReplayCompleted {
-                stream, consumer, ..
-            }
-            | Self::EventsLost {
-                stream, consumer, ..
-            }
-            | Self::StreamReset {
-                stream, consumer, ..
-            }
-            | Self::CheckpointSaved {
-                stream, consumer, ..
-            }
-            | Self::CheckpointFailed {
-                stream, consumer, ..
-            }
-            | Self::Unsubscribed {
-                stream, consumer, ..
-            }
-            | Self::Delivered {
-                stream, consumer, ..
-            }
-            | Self::DecodeFailed {
-                stream, consumer, ..
-            } => (Some(stream), Some(consumer)),
-            Self::StreamReady { stream, .. }
-            | Self::Published { stream, .. }
-            | Self::PublishFailed { stream, .. }
-            | Self::Shutdown { stream, .. } => (Some(stream), None),
-            Self::Connected { .. }
-            | Self::Disconnected { .. }
-            | Self::Reconnecting { .. }
-            | Self::Reconnected { .. }
-            | Self::LameDuck { .. }
-            | Self::SlowConsumer { .. }
-            | Self::ServerError { .. } => (None, None),
-        }
-    }
-
-    /// For [`EventsLost`](Self::EventsLost): how many stream sequences were lost,
-    /// `last - first + 1` (sequences, not matching events). `None` for every other kind.
-    ///
-    /// ```
-    /// use herald::CoordinatorEvent;
-    /// let lost = CoordinatorEvent::EventsLost {
-    ///     stream: "S".into(),
-    ///     consumer: "c".into(),
-    ///     first: 10,
-    ///     last: 14,
-    /// };
-    /// assert_eq!(lost.lost_count(), Some(5));
-    /// ```
-    pub fn lost_count(&self) -> Option<u64> {
-        match self {
-            Self::EventsLost { first, last, .. } => {
-                Some(last.saturating_sub(*first).saturating_add(1))
-            }
-            _ => None,
-        }
-    }
+    /// A row of a transactional outbox was published and acknowledged by the stream. One per
+    /// row, so opt-in like the other per-message kinds.
+    OutboxRelayed {
+        /// The outbox (its table's name).
+        outbox: Arc<str>,
+        /// The row's id in the outbox.
+        row: u64,
+        /// The stream sequence the row was stored at (the earlier one for a duplicate).
+        seq: u64,
+        /// True when the stream had already stored the row's message (a relay retried after
+        /// a crash or a timeout): nothing new was stored.
+        duplicate: bool,
+        /// Time from the row's commit to the stream's acknowledgement.
+        lag: Duration,
+    },
+    /// The relay found rows waiting: how many, and how long the oldest has waited. Reported
+    /// after each batch the relay reads that is not empty; an outbox that has drained reports
+    /// nothing more until rows arrive again, so `pending` is the backlog as of the last
+    /// non-empty read.
+    OutboxBacklog {
+        /// The outbox (its table's name).
+        outbox: Arc<str>,
+        /// Rows committed and not yet relayed.
+        pending: u64,
+        /// How long the oldest waiting row has been committed.
+        oldest_age: Duration,
+    },
+    /// Relaying failed (database or NATS); the relay retries after `delay`. Rows stay in the
+    /// outbox until they are relayed: nothing is lost.
+    OutboxRelayFailed {
+        /// The outbox (its table's name).
+        outbox: Arc<str>,
+        /// Consecutive failures so far, starting at 1.
+        attempt: u32,
+        /// How long the relay waits before it tries again.
+        delay: Duration,
+        /// What went wrong.
+        error: Arc<str>,
+    },
+    /// A message's checkpoint was committed in the application's own transaction, together
+    /// with what the application wrote for it. One per message, so opt-in like the other
+    /// per-message kinds.
+    CheckpointCommitted {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// The committed sequence: everything up to it has been processed.
+        seq: u64,
+    },
+    /// Committing a message's checkpoint with the application's transaction failed: nothing
+    /// of that transaction was applied; the message was not acknowledged and will be
+    /// delivered again after a restart.
+    CheckpointCommitFailed {
+        /// The stream.
+        stream: Arc<str>,
+        /// The consumer.
+        consumer: Arc<str>,
+        /// The message whose checkpoint (and transaction) was not committed.
+        seq: u64,
+        /// What went wrong.
+        error: Arc<str>,
+    },
 }

@@ -29,5 +29,5 @@ pub use self::adapters::{from_fn, FnReporter, Only, ReporterExt};
 pub use self::contract::Reporter;
 pub use self::null::NullReporter;
 pub use self::stats::{
-    ConnectionState, Stats, StatsReporter, SubscriptionState, SubscriptionStats,
+    ConnectionState, OutboxStats, Stats, StatsReporter, SubscriptionState, SubscriptionStats,
 };

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -50,12 +51,27 @@ pub struct SubscriptionStats {
     pub state: SubscriptionState,
     /// The last sequence handed to the application.
     pub last_delivered: Option<u64>,
-    /// The last sequence saved in the checkpoint store.
+    /// The last sequence saved in the checkpoint store, or committed with the application's
+    /// transaction (`CheckpointCommitted`).
     pub last_checkpointed: Option<u64>,
     /// Stream sequences lost to retention before delivery (a count of sequences, not of gaps).
     pub events_lost: u64,
     /// Times the consumer was recreated.
     pub recreations: u64,
+}
+
+/// One transactional outbox's numbers, from its relay's events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxStats {
+    /// Rows relayed to the stream, duplicates included (counted from `OutboxRelayed`, which
+    /// is per-row and opt-in: 0 when the reporter declined it).
+    pub relayed: u64,
+    /// Rows waiting at the relay's last non-empty read (`OutboxBacklog`).
+    pub pending: u64,
+    /// How long the oldest of those rows had waited (`OutboxBacklog`).
+    pub oldest_age: Duration,
+    /// Failed relay attempts (`OutboxRelayFailed`).
+    pub relay_failures: u64,
 }
 
 /// A snapshot of a coordinator's state and cumulative counts.
@@ -67,6 +83,9 @@ pub struct Stats {
     pub connection: ConnectionState,
     /// Per subscription, by consumer name.
     pub subscriptions: BTreeMap<String, SubscriptionStats>,
+    /// Per transactional outbox, by outbox name.
+    #[serde(default)]
+    pub outboxes: BTreeMap<String, OutboxStats>,
 }
 
 impl Stats {
@@ -88,6 +107,23 @@ impl Stats {
             CoordinatorEvent::Shutdown { .. } => self.connection = ConnectionState::ShutDown,
             _ => {}
         }
+        if let Some(outbox) = event.outbox() {
+            let outbox = self.outboxes.entry(outbox.to_string()).or_default();
+            match event {
+                CoordinatorEvent::OutboxRelayed { .. } => outbox.relayed += 1,
+                CoordinatorEvent::OutboxBacklog {
+                    pending,
+                    oldest_age,
+                    ..
+                } => {
+                    outbox.pending = *pending;
+                    outbox.oldest_age = *oldest_age;
+                }
+                CoordinatorEvent::OutboxRelayFailed { .. } => outbox.relay_failures += 1,
+                _ => {}
+            }
+            return;
+        }
         let Some(consumer) = event.consumer() else {
             return;
         };
@@ -105,7 +141,10 @@ impl Stats {
                 sub.events_lost += event.lost_count().unwrap_or_default()
             }
             CoordinatorEvent::Delivered { seq, .. } => sub.last_delivered = Some(*seq),
-            CoordinatorEvent::CheckpointSaved { seq, .. } => sub.last_checkpointed = Some(*seq),
+            CoordinatorEvent::CheckpointSaved { seq, .. }
+            | CoordinatorEvent::CheckpointCommitted { seq, .. } => {
+                sub.last_checkpointed = Some(*seq)
+            }
             CoordinatorEvent::Unsubscribed { .. } => sub.state = SubscriptionState::Closed,
             _ => {}
         }
@@ -145,5 +184,56 @@ impl StatsReporter {
 impl Reporter for StatsReporter {
     fn report(&self, event: &CoordinatorEvent) {
         self.stats.lock().apply(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_events_fill_their_outbox_and_no_subscription() {
+        let mut stats = Stats::default();
+        let outbox: Arc<str> = "alerts_outbox".into();
+        for row in 1..=3 {
+            stats.apply(&CoordinatorEvent::OutboxRelayed {
+                outbox: outbox.clone(),
+                row,
+                seq: row + 10,
+                duplicate: false,
+                lag: Duration::from_millis(2),
+            });
+        }
+        stats.apply(&CoordinatorEvent::OutboxBacklog {
+            outbox: outbox.clone(),
+            pending: 7,
+            oldest_age: Duration::from_secs(2),
+        });
+        stats.apply(&CoordinatorEvent::OutboxRelayFailed {
+            outbox,
+            attempt: 1,
+            delay: Duration::from_millis(100),
+            error: "connection refused".into(),
+        });
+        let expected = OutboxStats {
+            relayed: 3,
+            pending: 7,
+            oldest_age: Duration::from_secs(2),
+            relay_failures: 1,
+        };
+        assert_eq!(stats.outboxes.get("alerts_outbox"), Some(&expected));
+        assert!(stats.subscriptions.is_empty());
+        assert_eq!(stats.count(EventKind::OutboxRelayed), 3);
+    }
+
+    #[test]
+    fn a_committed_checkpoint_is_the_subscriptions_checkpoint() {
+        let mut stats = Stats::default();
+        stats.apply(&CoordinatorEvent::CheckpointCommitted {
+            stream: "S".into(),
+            consumer: "c".into(),
+            seq: 9,
+        });
+        assert_eq!(stats.subscriptions["c"].last_checkpointed, Some(9));
     }
 }

@@ -8,10 +8,10 @@
 //! Field conventions, the same for every kind:
 //!
 //! - `kind`: the [`EventKind`](herald::EventKind) name (`events_lost`), on every event;
-//! - names (`stream`, `consumer`, `subject`, `server`, `filter`) as strings;
+//! - names (`stream`, `consumer`, `subject`, `server`, `filter`, `outbox`) as strings;
 //! - sequences and counts as integers, flags as booleans;
 //! - durations in milliseconds as floats, the unit in the name: `delay_ms`, `downtime_ms`,
-//!   `elapsed_ms`, `max_age_ms`;
+//!   `elapsed_ms`, `max_age_ms`, `lag_ms`, `oldest_age_ms`;
 //! - errors as `error`; the message is the event's `Display` sentence.
 
 use std::time::Duration;
@@ -66,6 +66,16 @@ pub(crate) fn emit(event: &CoordinatorEvent) {
         Published { stream, subject, seq, duplicate }
             => [stream = &**stream, subject = &**subject, seq = *seq, duplicate = *duplicate]
         CheckpointSaved { stream, consumer, seq }
+            => [stream = &**stream, consumer = &**consumer, seq = *seq]
+        OutboxRelayed { outbox, row, seq, duplicate, lag }
+            => [
+                outbox = &**outbox,
+                row = *row,
+                seq = *seq,
+                duplicate = *duplicate,
+                lag_ms = ms(lag)
+            ]
+        CheckpointCommitted { stream, consumer, seq }
             => [stream = &**stream, consumer = &**consumer, seq = *seq]
         Connected { server } => [server = &**server]
         Disconnected { server, cause } => [server = &**server, cause = &**cause]
@@ -149,6 +159,17 @@ pub(crate) fn emit(event: &CoordinatorEvent) {
             => [stream = &**stream, consumer = &**consumer, seq = *seq, error = &**error]
         Shutdown { stream, subscriptions }
             => [stream = &**stream, subscriptions = *subscriptions]
+        OutboxBacklog { outbox, pending, oldest_age }
+            => [outbox = &**outbox, pending = *pending, oldest_age_ms = ms(oldest_age)]
+        OutboxRelayFailed { outbox, attempt, delay, error }
+            => [
+                outbox = &**outbox,
+                attempt = *attempt,
+                delay_ms = ms(delay),
+                error = &**error
+            ]
+        CheckpointCommitFailed { stream, consumer, seq, error }
+            => [stream = &**stream, consumer = &**consumer, seq = *seq, error = &**error]
     }
 }
 

@@ -36,19 +36,19 @@
 //!
 //! | level | kinds |
 //! |---|---|
-//! | `ERROR` | loss, deletion and failures: `events_lost`, `consumer_deleted`, `stream_reset`, `checkpoint_failed`, `server_error` |
-//! | `WARN` | churn Herald recovers from: `disconnected`, `reconnecting`, `reconnected`, `lame_duck`, `slow_consumer`, `heartbeat_missed`, `resubscribing`, `consumer_recreated`, `publish_failed`, `decode_failed` |
-//! | `INFO` | routine lifecycle: `connected`, `stream_ready`, `subscribed`, `replay_started`, `replay_completed`, `unsubscribed`, `shutdown` |
-//! | `TRACE` | per message: `published`, `delivered`, `checkpoint_saved` |
+//! | `ERROR` | loss, deletion and failures: `events_lost`, `consumer_deleted`, `stream_reset`, `checkpoint_failed`, `checkpoint_commit_failed`, `server_error` |
+//! | `WARN` | churn Herald recovers from: `disconnected`, `reconnecting`, `reconnected`, `lame_duck`, `slow_consumer`, `heartbeat_missed`, `resubscribing`, `consumer_recreated`, `publish_failed`, `decode_failed`, `outbox_relay_failed` |
+//! | `INFO` | routine lifecycle: `connected`, `stream_ready`, `subscribed`, `replay_started`, `replay_completed`, `unsubscribed`, `shutdown`, `outbox_backlog` |
+//! | `TRACE` | per message: `published`, `delivered`, `checkpoint_saved`, `outbox_relayed`, `checkpoint_committed` |
 //!
 //! # Fields
 //!
 //! Every event carries `kind` (the [`EventKind`](herald::EventKind) name) and the event's own
-//! fields under their own names: `stream`, `consumer`, `subject`, `server`, `filter` as
-//! strings; sequences and counts (`seq`, `first`, `last`, `count`, `attempt`, `resume_from`,
+//! fields under their own names: `stream`, `consumer`, `subject`, `server`, `filter`, `outbox`
+//! as strings; sequences and counts (`seq`, `first`, `last`, `count`, `attempt`, `resume_from`,
 //! ...) as integers; flags (`created`, `duplicate`, `will_retry`) as booleans; durations in
 //! milliseconds as floats with the unit in the name (`delay_ms`, `downtime_ms`, `elapsed_ms`,
-//! `max_age_ms`); errors as `error`. `resubscribing` adds `cause` (`heartbeats_missed`,
+//! `max_age_ms`, `lag_ms`, `oldest_age_ms`); errors as `error`. `resubscribing` adds `cause` (`heartbeats_missed`,
 //! `consumer_deleted`, `sequence_gap`, `disconnected`, `retry_failed`, `fault`) and `detail`;
 //! `events_lost` adds `count`, the number of sequences lost.
 //!

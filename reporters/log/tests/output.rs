@@ -376,6 +376,20 @@ fn every_kind_is_logged_with_its_own_fields() {
         ("delivered", &["consumer", "seq", "stream"]),
         ("decode_failed", &["consumer", "error", "seq", "stream"]),
         ("shutdown", &["stream", "subscriptions"]),
+        (
+            "outbox_relayed",
+            &["duplicate", "lag_ms", "outbox", "row", "seq"],
+        ),
+        ("outbox_backlog", &["oldest_age_ms", "outbox", "pending"]),
+        (
+            "outbox_relay_failed",
+            &["attempt", "delay_ms", "error", "outbox"],
+        ),
+        ("checkpoint_committed", &["consumer", "seq", "stream"]),
+        (
+            "checkpoint_commit_failed",
+            &["consumer", "error", "seq", "stream"],
+        ),
     ];
     for ((line, event), (kind, fields)) in lines.iter().zip(&events).zip(expected) {
         assert_eq!(kind_of(line), *kind);
@@ -393,6 +407,9 @@ fn every_kind_is_logged_with_its_own_fields() {
         "consumer sequence gap (expected 4, received 9)"
     );
     assert_eq!(field(by_kind("stream_ready"), "max_msgs"), 1000);
+    assert_eq!(field(by_kind("outbox_relayed"), "lag_ms"), 3.0);
+    assert_eq!(field(by_kind("outbox_backlog"), "oldest_age_ms"), 1500.0);
+    assert_eq!(field(by_kind("outbox_backlog"), "pending"), 120);
     assert_eq!(field(by_kind("subscribed"), "start"), "sequence 5");
     assert_eq!(
         field(by_kind("server_error"), "error"),
@@ -411,6 +428,7 @@ fn the_documented_levels_hold() {
                 "consumer_deleted",
                 "stream_reset",
                 "checkpoint_failed",
+                "checkpoint_commit_failed",
                 "server_error",
             ],
         ),
@@ -427,6 +445,7 @@ fn the_documented_levels_hold() {
                 "consumer_recreated",
                 "publish_failed",
                 "decode_failed",
+                "outbox_relay_failed",
             ],
         ),
         (
@@ -439,11 +458,18 @@ fn the_documented_levels_hold() {
                 "replay_completed",
                 "unsubscribed",
                 "shutdown",
+                "outbox_backlog",
             ],
         ),
         (
             Level::TRACE,
-            &["published", "delivered", "checkpoint_saved"],
+            &[
+                "published",
+                "delivered",
+                "checkpoint_saved",
+                "outbox_relayed",
+                "checkpoint_committed",
+            ],
         ),
     ];
     let mut listed = 0;

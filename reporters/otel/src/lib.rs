@@ -52,7 +52,12 @@
 //! | `herald.consumer.recreated` | counter | `{consumer}` | destination, consumer group | `ConsumerRecreated` |
 //! | `herald.consumer.events_lost` | counter | `{message}` | destination, consumer group | `EventsLost`: the number of sequences, `last - first + 1`, not the number of gaps |
 //! | `herald.consumer.replay.duration` | histogram | `s` | destination, consumer group | `ReplayCompleted { elapsed }` |
-//! | `herald.coordinator.events` | counter | `{event}` | `herald.event.kind`, destination and consumer group when the event has them | every state-change event |
+//! | `herald.outbox.relayed` | counter | `{row}` | `herald.outbox` | `OutboxRelayed` (per row, duplicates included) |
+//! | `herald.outbox.relay.lag` | histogram | `s` | `herald.outbox` | `OutboxRelayed { lag }`: commit to acknowledgement |
+//! | `herald.outbox.pending` | gauge | `{row}` | `herald.outbox` | `OutboxBacklog { pending }`: the backlog at the relay's last non-empty read |
+//! | `herald.outbox.oldest_age` | gauge | `s` | `herald.outbox` | `OutboxBacklog { oldest_age }` |
+//! | `herald.outbox.relay_failures` | counter | `{failure}` | `herald.outbox` | `OutboxRelayFailed` |
+//! | `herald.coordinator.events` | counter | `{event}` | `herald.event.kind`, destination, consumer group and `herald.outbox` when the event has them | every state-change event |
 //!
 //! The destination is the stream and the consumer group is the subscription's consumer.
 //! Attributes are low-cardinality by construction: never a subject, a sequence or an error
@@ -66,7 +71,8 @@
 //! `herald`, severity from the event's (`ERROR` for loss and deletion, `WARN` for churn, `INFO`
 //! for lifecycle), the event's sentence as the body, and its fields as attributes:
 //! `messaging.system`, `messaging.destination.name` (the stream),
-//! `messaging.consumer.group.name` (the consumer), `herald.event.kind`, and `herald.<field>`
+//! `messaging.consumer.group.name` (the consumer), `herald.outbox` (the outbox),
+//! `herald.event.kind`, and `herald.<field>`
 //! for the rest (`herald.first`, `herald.last`, `herald.count`, `herald.attempt`,
 //! `herald.cause`, ...; durations in seconds as doubles). A record is one occurrence, not a
 //! series, so its attributes may include sequences and subjects.
@@ -80,8 +86,9 @@
 //!
 //! # Cost
 //!
-//! The per-message kinds cost one counter update each (about 100–200 ns with the SDK; turn
-//! them off with [`OtelReporter::per_message`]). Checkpoint saves are never built. State
+//! The per-message kinds cost one counter update each (about 100–200 ns with the SDK; a relayed
+//! outbox row also one histogram record; turn them off with [`OtelReporter::per_message`]).
+//! Checkpoint saves and commits are never built. State
 //! changes are rare; they cost a few counter updates and, with a logger, one record.
 //!
 //! # Failures

@@ -1,7 +1,7 @@
 //! The instruments, created once from the user's `Meter`, and how each event feeds them.
 //!
-//! Attribute sets are low-cardinality: the system, the stream, the consumer, the kind, the
-//! connection state; never a subject or a sequence. Sets that do not depend on the event are
+//! Attribute sets are low-cardinality: the system, the stream, the consumer, the outbox, the
+//! kind, the connection state; never a subject or a sequence. Sets that do not depend on the event are
 //! built once here; the others are assembled on the stack from the event's `Arc<str>` names
 //! (a reference count, no copy, no formatting, no allocation on the per-message path).
 
@@ -32,6 +32,11 @@ pub(crate) struct Instruments {
     events_lost: Counter<u64>,
     replay: Histogram<f64>,
     events: Counter<u64>,
+    outbox_relayed: Counter<u64>,
+    outbox_lag: Histogram<f64>,
+    outbox_pending: Gauge<u64>,
+    outbox_oldest_age: Gauge<f64>,
+    outbox_failures: Counter<u64>,
     // Prebuilt attributes.
     system: KeyValue,
     publish: KeyValue,
@@ -115,6 +120,30 @@ impl Instruments {
                 "{event}",
                 "State-change events the coordinator reported, by kind.",
             ),
+            outbox_relayed: counter(
+                OUTBOX_RELAYED,
+                "{row}",
+                "Outbox rows relayed to the stream, duplicates included.",
+            ),
+            outbox_lag: seconds(
+                OUTBOX_RELAY_LAG,
+                "Per relayed outbox row, the time from its commit to the stream's acknowledgement.",
+            ),
+            outbox_pending: meter
+                .u64_gauge(OUTBOX_PENDING)
+                .with_unit("{row}")
+                .with_description("Rows waiting in the outbox at the relay's last non-empty read.")
+                .build(),
+            outbox_oldest_age: meter
+                .f64_gauge(OUTBOX_OLDEST_AGE)
+                .with_unit("s")
+                .with_description("How long the oldest waiting outbox row had waited at that read.")
+                .build(),
+            outbox_failures: counter(
+                OUTBOX_RELAY_FAILURES,
+                "{failure}",
+                "Failed outbox relay attempts (database or NATS).",
+            ),
             publish: KeyValue::new(MESSAGING_OPERATION_NAME, OPERATION_PUBLISH),
             receive: KeyValue::new(MESSAGING_OPERATION_NAME, OPERATION_RECEIVE),
             failed: KeyValue::new(ERROR_TYPE, ERROR_OTHER),
@@ -147,7 +176,13 @@ impl Instruments {
                     destination(stream),
                 ],
             ),
-            CoordinatorEvent::CheckpointSaved { .. } => {}
+            CoordinatorEvent::OutboxRelayed { outbox, lag, .. } => {
+                let attributes = [self.system.clone(), outbox_name(outbox)];
+                self.outbox_relayed.add(1, &attributes);
+                self.outbox_lag.record(lag.as_secs_f64(), &attributes);
+            }
+            CoordinatorEvent::CheckpointSaved { .. }
+            | CoordinatorEvent::CheckpointCommitted { .. } => {}
             _ => self.state_change(event),
         }
     }
@@ -163,6 +198,7 @@ impl Instruments {
         attributes.push(KeyValue::new(EVENT_KIND, event.kind().name()));
         attributes.extend(stream.map(destination));
         attributes.extend(consumer.map(group));
+        attributes.extend(event.outbox().map(outbox_name));
         self.events.add(1, &attributes);
 
         let subscription = |stream: &Arc<str>, consumer: &Arc<str>| {
@@ -216,6 +252,19 @@ impl Instruments {
             } => self
                 .replay
                 .record(elapsed.as_secs_f64(), &subscription(stream, consumer)),
+            CoordinatorEvent::OutboxBacklog {
+                outbox,
+                pending,
+                oldest_age,
+            } => {
+                let attributes = [self.system.clone(), outbox_name(outbox)];
+                self.outbox_pending.record(*pending, &attributes);
+                self.outbox_oldest_age
+                    .record(oldest_age.as_secs_f64(), &attributes);
+            }
+            CoordinatorEvent::OutboxRelayFailed { outbox, .. } => self
+                .outbox_failures
+                .add(1, &[self.system.clone(), outbox_name(outbox)]),
             _ => {}
         }
     }
@@ -235,4 +284,8 @@ fn destination(stream: &Arc<str>) -> KeyValue {
 
 fn group(consumer: &Arc<str>) -> KeyValue {
     KeyValue::new(MESSAGING_CONSUMER_GROUP_NAME, consumer.clone())
+}
+
+fn outbox_name(outbox: &Arc<str>) -> KeyValue {
+    KeyValue::new(OUTBOX, outbox.clone())
 }

@@ -36,6 +36,19 @@ pub const CONSUMERS_RECREATED: &str = "herald.consumer.recreated";
 pub const EVENTS_LOST: &str = "herald.consumer.events_lost";
 /// Histogram, `s`: how long each replay took, from `ReplayStarted` to its last message.
 pub const REPLAY_DURATION: &str = "herald.consumer.replay.duration";
+/// Counter, `{row}`: outbox rows relayed to the stream, duplicates included, by [`OUTBOX`]
+/// (per row: counted only while [`per_message`](crate::OtelReporter::per_message) is on).
+pub const OUTBOX_RELAYED: &str = "herald.outbox.relayed";
+/// Histogram, `s`: per relayed outbox row, the time from its commit to the stream's
+/// acknowledgement, by [`OUTBOX`] (per row, like [`OUTBOX_RELAYED`]).
+pub const OUTBOX_RELAY_LAG: &str = "herald.outbox.relay.lag";
+/// Gauge, `{row}`: rows waiting in the outbox at the relay's last non-empty read, by
+/// [`OUTBOX`]. The relay reports only a backlog it found, so the value stays until the next.
+pub const OUTBOX_PENDING: &str = "herald.outbox.pending";
+/// Gauge, `s`: how long the oldest waiting row had waited at that read, by [`OUTBOX`].
+pub const OUTBOX_OLDEST_AGE: &str = "herald.outbox.oldest_age";
+/// Counter, `{failure}`: failed relay attempts (database or NATS), by [`OUTBOX`].
+pub const OUTBOX_RELAY_FAILURES: &str = "herald.outbox.relay_failures";
 /// Counter, `{event}`: every state-change event (every kind but the per-message ones), by
 /// [`EVENT_KIND`].
 pub const COORDINATOR_EVENTS: &str = "herald.coordinator.events";
@@ -56,6 +69,9 @@ pub const MESSAGING_CONSUMER_GROUP_NAME: &str = "messaging.consumer.group.name";
 /// `error.type`: why a publish failed for good; [`ERROR_OTHER`] (Herald's errors carry no
 /// finer low-cardinality type).
 pub const ERROR_TYPE: &str = "error.type";
+/// `herald.outbox`: the transactional outbox (its table's name), on outbox instruments and
+/// records.
+pub const OUTBOX: &str = "herald.outbox";
 /// `herald.event.kind`: the [`EventKind`](herald::EventKind) name, `events_lost`.
 pub const EVENT_KIND: &str = "herald.event.kind";
 /// `herald.connection.state`: [`STATE_CONNECTED`], [`STATE_DISCONNECTED`] or

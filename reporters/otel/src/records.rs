@@ -14,7 +14,7 @@ use opentelemetry::StringValue;
 
 use crate::names::{
     EVENT_KIND, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME, MESSAGING_SYSTEM,
-    SYSTEM_NATS, TARGET,
+    OUTBOX, SYSTEM_NATS, TARGET,
 };
 
 /// Where the reporter sends records: any `Logger`, behind one object-safe method so that the
@@ -98,6 +98,9 @@ fn add_attributes<R: LogRecord>(record: &mut R, event: &CoordinatorEvent) {
     }
     if let Some(consumer) = event.consumer() {
         record.add_attribute(MESSAGING_CONSUMER_GROUP_NAME, text(consumer));
+    }
+    if let Some(outbox) = event.outbox() {
+        record.add_attribute(OUTBOX, text(outbox));
     }
     match event {
         CoordinatorEvent::Connected { server } | CoordinatorEvent::LameDuck { server } => {
@@ -192,6 +195,7 @@ fn add_attributes<R: LogRecord>(record: &mut R, event: &CoordinatorEvent) {
             record.add_attribute("herald.last_seq", int(*last_seq));
         }
         CoordinatorEvent::CheckpointFailed { seq, error, .. }
+        | CoordinatorEvent::CheckpointCommitFailed { seq, error, .. }
         | CoordinatorEvent::DecodeFailed { seq, error, .. } => {
             record.add_attribute("herald.seq", int(*seq));
             record.add_attribute("herald.error", text(error));
@@ -213,6 +217,24 @@ fn add_attributes<R: LogRecord>(record: &mut R, event: &CoordinatorEvent) {
         }
         CoordinatorEvent::Shutdown { subscriptions, .. } => {
             record.add_attribute("herald.subscriptions", int(*subscriptions))
+        }
+        CoordinatorEvent::OutboxBacklog {
+            pending,
+            oldest_age,
+            ..
+        } => {
+            record.add_attribute("herald.pending", int(*pending));
+            record.add_attribute("herald.oldest_age", seconds(oldest_age));
+        }
+        CoordinatorEvent::OutboxRelayFailed {
+            attempt,
+            delay,
+            error,
+            ..
+        } => {
+            record.add_attribute("herald.attempt", i64::from(*attempt));
+            record.add_attribute("herald.delay", seconds(delay));
+            record.add_attribute("herald.error", text(error));
         }
         CoordinatorEvent::ConsumerDeleted { .. } => {}
         // Per-message kinds are not exported as records; a kind newer than this crate gets

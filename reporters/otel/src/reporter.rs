@@ -148,9 +148,10 @@ impl OtelReporter {
     }
 
     /// Whether to count every message in `messaging.client.sent.messages` and
-    /// `messaging.client.consumed.messages` (default `true`). Each costs one counter update per
-    /// message (about 100–200 ns with the SDK); turn it off to leave the per-message events
-    /// unbuilt and keep only the state changes.
+    /// `messaging.client.consumed.messages`, and every relayed outbox row in
+    /// `herald.outbox.relayed` and `herald.outbox.relay.lag` (default `true`). Each costs one
+    /// counter update per message (about 100–200 ns with the SDK); turn it off to leave the
+    /// per-message events unbuilt and keep only the state changes.
     ///
     /// ```
     /// use herald::{EventKind, Reporter};
@@ -210,8 +211,11 @@ impl Reporter for OtelReporter {
     #[inline]
     fn interest(&self, kind: EventKind) -> bool {
         match kind {
-            EventKind::Published | EventKind::Delivered => self.per_message,
-            // Per-message kinds without an instrument (checkpoint saves) are never built.
+            EventKind::Published | EventKind::Delivered | EventKind::OutboxRelayed => {
+                self.per_message
+            }
+            // Per-message kinds without an instrument (checkpoint saves and commits) are never
+            // built.
             _ => !kind.is_per_message(),
         }
     }
