@@ -64,6 +64,7 @@ macro_rules! story {
         // The consumer: the effect and the checkpoint commit in one transaction.
         let checkpoints = SqlxCheckpoints::with_table(pool.clone(), "example_checkpoints").await?;
         let mut crashed = false;
+        let mut applied = 0;
         loop {
             let consumer: Coordinator = $connect.await?;
             let mut sub = consumer
@@ -72,7 +73,7 @@ macro_rules! story {
                 .start(StartPosition::LastProcessed)
                 .checkpoint_store(checkpoints.clone())
                 .await?;
-            let mut applied = 0;
+            let mut crashed_now = false;
             while applied < 4 {
                 let Some(message) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await.ok().flatten() else {
                     break;
@@ -92,7 +93,7 @@ macro_rules! story {
                 if message.seq == 3 && !crashed {
                     // Applied, not committed: the process dies here.
                     println!("consumer  applied #{} (alert {id} {state}) -- CRASH before commit", message.seq);
-                    crashed = true;
+                    (crashed, crashed_now) = (true, true);
                     drop(tx);
                     break;
                 }
@@ -102,14 +103,10 @@ macro_rules! story {
             }
             drop(sub);
             consumer.shutdown().await;
-            if crashed && applied < 4 {
-                if applied == 0 {
-                    break;
-                }
-                println!("consumer  restarts: resumes right after the last committed message");
-                continue;
+            if !crashed_now {
+                break;
             }
-            break;
+            println!("consumer  restarts: resumes right after the last committed message");
         }
 
         // The consumer's table equals the producer's, and nothing was applied twice.

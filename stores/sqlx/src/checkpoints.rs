@@ -138,11 +138,18 @@ impl<DB: Db> SqlxCheckpoints<DB> {
 }
 
 impl<DB: Db> CheckpointStore for SqlxCheckpoints<DB> {
-    fn load<'a>(&'a self, key: &'a CheckpointKey) -> BoxFuture<'a, herald::Result<Option<Checkpoint>>> {
+    fn load<'a>(
+        &'a self,
+        key: &'a CheckpointKey,
+    ) -> BoxFuture<'a, herald::Result<Option<Checkpoint>>> {
         Box::pin(self.get(key))
     }
 
-    fn save<'a>(&'a self, key: &'a CheckpointKey, at: Checkpoint) -> BoxFuture<'a, herald::Result<()>> {
+    fn save<'a>(
+        &'a self,
+        key: &'a CheckpointKey,
+        at: Checkpoint,
+    ) -> BoxFuture<'a, herald::Result<()>> {
         Box::pin(async move {
             let mut conn = self
                 .pool
@@ -151,7 +158,12 @@ impl<DB: Db> CheckpointStore for SqlxCheckpoints<DB> {
                 .map_err(|e| database("could not reach the checkpoint database", e))?;
             DB::save_checkpoint(&mut conn, &self.table, key, at)
                 .await
-                .map_err(|e| database(format!("could not save the checkpoint {} of {key}", at.seq), e))
+                .map_err(|e| {
+                    database(
+                        format!("could not save the checkpoint {} of {key}", at.seq),
+                        e,
+                    )
+                })
         })
     }
 }

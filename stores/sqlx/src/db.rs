@@ -15,8 +15,10 @@ mod sealed {
 /// A database `herald-sqlx` runs on: `sqlx::Sqlite` or `sqlx::Postgres`. Sealed.
 pub trait Db: sqlx::Database + sealed::Sealed {
     #[doc(hidden)]
-    fn create_checkpoints<'a>(pool: &'a Pool<Self>, table: &'a str)
-        -> BoxFuture<'a, sqlx::Result<()>>;
+    fn create_checkpoints<'a>(
+        pool: &'a Pool<Self>,
+        table: &'a str,
+    ) -> BoxFuture<'a, sqlx::Result<()>>;
     #[doc(hidden)]
     fn load_checkpoint<'a>(
         pool: &'a Pool<Self>,

@@ -31,7 +31,9 @@ impl<DB: Db> Clone for SqlxOutbox<DB> {
 
 impl<DB: Db> std::fmt::Debug for SqlxOutbox<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlxOutbox").field("table", &self.table).finish()
+        f.debug_struct("SqlxOutbox")
+            .field("table", &self.table)
+            .finish()
     }
 }
 
@@ -90,7 +92,9 @@ impl<DB: Db> SqlxOutbox<DB> {
         {
             return Err(herald::Error::new(
                 herald::ErrorKind::InvalidSubject,
-                format!("{key:?} is not a valid key: dot-separated tokens, no wildcards or whitespace"),
+                format!(
+                    "{key:?} is not a valid key: dot-separated tokens, no wildcards or whitespace"
+                ),
             ));
         }
         let now_ms = SystemTime::now()

@@ -144,15 +144,14 @@ impl<DB: Db, R: Reporter> Worker<DB, R> {
                     attempt = attempt.saturating_add(1);
                     let delay = backoff(attempt, self.options.max_backoff);
                     let outbox = self.outbox.table.clone();
-                    self.coordinator
-                        .report(EventKind::OutboxRelayFailed, || {
-                            CoordinatorEvent::OutboxRelayFailed {
-                                outbox: outbox.clone(),
-                                attempt,
-                                delay,
-                                error: error.to_string().into(),
-                            }
-                        });
+                    self.coordinator.report(EventKind::OutboxRelayFailed, || {
+                        CoordinatorEvent::OutboxRelayFailed {
+                            outbox: outbox.clone(),
+                            attempt,
+                            delay,
+                            error: error.to_string().into(),
+                        }
+                    });
                     listener = None; // its connection may be the one that failed
                     self.sleep(delay).await;
                 }
@@ -170,7 +169,25 @@ impl<DB: Db, R: Reporter> Worker<DB, R> {
         if rows.is_empty() {
             return Ok(Pass::Relayed(0));
         }
-        // The count is a query: only when someone listens.
+        let count = rows.len();
+        let rows: Vec<(i64, i64, String, Vec<u8>)> = rows
+            .into_iter()
+            .map(|r: OutboxRow| (r.id, r.created_ms, r.key, r.payload))
+            .collect();
+        let mut items = Vec::with_capacity(count);
+        for (id, _, key, payload) in &rows {
+            items.push((key.as_str(), payload.clone(), format!("{table}:{id}")));
+        }
+        let acks = match self.coordinator.publish_batch_idempotent(items).await {
+            Ok(acks) => acks,
+            Err(error) if error.kind() == ErrorKind::Shutdown => return Ok(Pass::Over),
+            Err(error) => return Err(error),
+        };
+        let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+        DB::delete_rows(pool, table, &ids).await.map_err(|e| {
+            crate::database(format!("could not remove relayed rows from {table}"), e)
+        })?;
+        // What is left once the batch is out (0 when drained): a query, only when someone listens.
         if self.coordinator.wants(EventKind::OutboxBacklog) {
             let (pending, oldest) = DB::backlog(pool, table)
                 .await
@@ -183,23 +200,6 @@ impl<DB: Db, R: Reporter> Worker<DB, R> {
                 }
             });
         }
-        let count = rows.len();
-        let rows: Vec<(i64, i64, String, Vec<u8>)> = rows
-            .into_iter()
-            .map(|r: OutboxRow| (r.id, r.created_ms, r.key, r.payload))
-            .collect();
-        let items = rows
-            .iter()
-            .map(|(id, _, key, payload)| (key.as_str(), payload.clone(), format!("{table}:{id}")));
-        let acks = match self.coordinator.publish_batch_idempotent(items).await {
-            Ok(acks) => acks,
-            Err(error) if error.kind() == ErrorKind::Shutdown => return Ok(Pass::Over),
-            Err(error) => return Err(error),
-        };
-        let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
-        DB::delete_rows(pool, table, &ids).await.map_err(|e| {
-            crate::database(format!("could not remove relayed rows from {table}"), e)
-        })?;
         for ((id, created_ms, _, _), ack) in rows.iter().zip(&acks) {
             self.coordinator.report(EventKind::OutboxRelayed, || {
                 CoordinatorEvent::OutboxRelayed {
