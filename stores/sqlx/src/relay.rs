@@ -27,7 +27,7 @@ use crate::outbox::{OutboxRow, SqlxOutbox};
 /// How a [`Relay`] works.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelayOptions {
-    /// The most rows read and published at once: what the relay holds in memory (default 256).
+    /// The most rows read and published at once: what the relay holds in memory (default 1024).
     pub batch: usize,
     /// How often the table is read when nothing woke the relay (default 50 ms). PostgreSQL
     /// wakes it at each commit (`LISTEN`/`NOTIFY`), so this is only a fallback there.
@@ -39,7 +39,7 @@ pub struct RelayOptions {
 impl Default for RelayOptions {
     fn default() -> Self {
         Self {
-            batch: 256,
+            batch: 1024,
             poll_interval: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
         }
