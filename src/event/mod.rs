@@ -313,10 +313,9 @@ pub enum CoordinatorEvent {
         /// Time from the row's commit to the stream's acknowledgement.
         lag: Duration,
     },
-    /// The relay found rows waiting: how many, and how long the oldest has waited. Reported
-    /// after each batch the relay reads that is not empty; an outbox that has drained reports
-    /// nothing more until rows arrive again, so `pending` is the backlog as of the last
-    /// non-empty read.
+    /// What an outbox still holds after the relay published a batch: how many rows, and how
+    /// long the oldest has waited. Reported after every batch, so a drained outbox reports
+    /// `pending: 0` once (and nothing more until rows arrive again).
     OutboxBacklog {
         /// The outbox (its table's name).
         outbox: Arc<str>,

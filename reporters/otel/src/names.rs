@@ -42,7 +42,7 @@ pub const OUTBOX_RELAYED: &str = "herald.outbox.relayed";
 /// Histogram, `s`: per relayed outbox row, the time from its commit to the stream's
 /// acknowledgement, by [`OUTBOX`] (per row, like [`OUTBOX_RELAYED`]).
 pub const OUTBOX_RELAY_LAG: &str = "herald.outbox.relay.lag";
-/// Gauge, `{row}`: rows waiting in the outbox at the relay's last non-empty read, by
+/// Gauge, `{row}`: rows waiting in the outbox after the relay's last batch (0 once drained), by
 /// [`OUTBOX`]. The relay reports only a backlog it found, so the value stays until the next.
 pub const OUTBOX_PENDING: &str = "herald.outbox.pending";
 /// Gauge, `s`: how long the oldest waiting row had waited at that read, by [`OUTBOX`].

@@ -137,6 +137,19 @@ impl NatsBackend {
         }
     }
 
+    /// Whether `found` already has every setting Herald asks for.
+    fn same_config(&self, found: &stream::Config) -> bool {
+        let want = self.stream_config();
+        found.subjects == want.subjects
+            && found.max_age == want.max_age
+            && found.max_messages == want.max_messages
+            && found.max_bytes == want.max_bytes
+            && found.storage == want.storage
+            && found.num_replicas == want.num_replicas
+            && found.duplicate_window == want.duplicate_window
+            && found.discard == want.discard
+    }
+
     pub(crate) async fn ensure_stream(&self) -> Result<StreamReadyInfo> {
         let name = &*self.spec.name;
         let created = match self.js.get_stream(name).await {
@@ -153,6 +166,16 @@ impl NatsBackend {
                             info.config.retention
                         ),
                     ));
+                }
+                // Unchanged: no update. nats-server before 2.10.x stores the time of an update
+                // after a restart as the stream's creation time (nats-server#8470), which is
+                // the stream's identity for Herald: an update on every connect would make the
+                // next restart look like a new stream.
+                if self.same_config(&info.config) {
+                    return Ok(StreamReadyInfo {
+                        created: false,
+                        bounds: bounds_of(info),
+                    });
                 }
                 false
             }

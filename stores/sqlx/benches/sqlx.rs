@@ -12,7 +12,6 @@
 //! ```
 
 #[path = "../../../tests/support/nats_server.rs"]
-#[allow(dead_code)]
 mod nats_server;
 
 use std::time::{Duration, Instant};
@@ -28,7 +27,11 @@ const TX_BATCH: usize = 100;
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 async fn coordinator(url: &str, stream: &str) -> Result<Coordinator> {
-    Ok(Coordinator::builder().nats(url).stream(stream).connect().await?)
+    Ok(Coordinator::builder()
+        .nats(url)
+        .stream(stream)
+        .connect()
+        .await?)
 }
 
 fn rate(n: usize, elapsed: Duration) -> f64 {
@@ -53,7 +56,9 @@ macro_rules! fill {
     ($pool:expr, $outbox:expr) => {{
         let mut tx = $pool.begin().await?;
         for i in 0..EVENTS {
-            $outbox.enqueue(&mut tx, &format!("alerts.{}", i % 100), &[b'x'; 128]).await?;
+            $outbox
+                .enqueue(&mut tx, &format!("alerts.{}", i % 100), &[b'x'; 128])
+                .await?;
         }
         tx.commit().await?;
     }};
@@ -95,7 +100,9 @@ macro_rules! consume {
                 drop(tx);
             }
             None => {
-                let mut sub = sub.checkpoint_store(FileCheckpointStore::new(dir.path())).await?;
+                let mut sub = sub
+                    .checkpoint_store(FileCheckpointStore::new(dir.path()))
+                    .await?;
                 for _ in 1..=EVENTS {
                     sub.next().await.ok_or("ended")??.ack();
                 }
@@ -143,10 +150,19 @@ async fn main() -> Result {
     let url = server.url();
     let dir = tempfile::tempdir()?;
     // WAL, as applications that write much run SQLite.
-    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+    let sqlite = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
     let sqlite: sqlx::sqlite::SqliteConnectOptions = sqlite.parse()?;
-    let sqlite = sqlite.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal).synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
-    bench_db!("sqlite", sqlx::SqlitePool::connect_with(sqlite).await?, &url);
+    let sqlite = sqlite
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+    bench_db!(
+        "sqlite",
+        sqlx::SqlitePool::connect_with(sqlite).await?,
+        &url
+    );
     if let Ok(pg) = std::env::var("DATABASE_URL") {
         bench_db!("postgres", sqlx::PgPool::connect(&pg).await?, &url);
     }

@@ -167,7 +167,12 @@ impl<DB: Db, R: Reporter> Worker<DB, R> {
             .await
             .map_err(|e| crate::database(format!("could not read the outbox {table}"), e))?;
         if rows.is_empty() {
-            return Ok(Pass::Relayed(0));
+            // Nothing to publish: still notice a coordinator that was shut down.
+            let none: [(&str, Vec<u8>, String); 0] = [];
+            return match self.coordinator.publish_batch_idempotent(none).await {
+                Err(error) if error.kind() == ErrorKind::Shutdown => Ok(Pass::Over),
+                _ => Ok(Pass::Relayed(0)),
+            };
         }
         let count = rows.len();
         let rows: Vec<(i64, i64, String, Vec<u8>)> = rows

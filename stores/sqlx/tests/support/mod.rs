@@ -3,7 +3,10 @@
 //! private PostgreSQL cluster and a private nats-server.
 //!
 //! Two test binaries include this module and each uses a part of it.
-#![allow(dead_code, reason = "shared by two test binaries, each of which uses a part of it")]
+#![allow(
+    dead_code,
+    reason = "shared by two test binaries, each of which uses a part of it"
+)]
 
 pub(crate) mod nats;
 pub(crate) mod postgres;
@@ -13,8 +16,57 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::{Pool, Row as _};
 
-pub(crate) use nats::NatsServer;
-pub(crate) use postgres::Postgres;
+use postgres::Postgres;
+
+/// Each named scenario (an `async fn <name><DB: App>(&TestDb)` of the invoking module) as a
+/// test on SQLite, `sqlite::<name>`, and one on PostgreSQL, `postgres::<name>`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name::<sqlx::Sqlite>(&crate::support::TestDb::sqlite()).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name::<sqlx::Postgres>(&crate::support::TestDb::postgres()).await;
+            })*
+        }
+    };
+}
+pub(crate) use on_both;
+
+/// A `sh` process that runs `cleanup` if this process dies without dropping the watchdog (the
+/// pipe to it closes, so its `read` fails): what a destructor cannot do after a SIGKILL.
+pub(crate) struct Watchdog(Option<std::process::Child>);
+
+impl Watchdog {
+    pub(crate) fn new(cleanup: &str) -> Self {
+        let script = format!("read _l || {{ {cleanup}; }} >/dev/null 2>&1");
+        let child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok();
+        Self(child)
+    }
+}
+
+impl Drop for Watchdog {
+    /// Dismisses it: the owner cleaned up.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = std::io::Write::write_all(&mut stdin, b"done\n");
+            }
+            let _ = child.wait();
+        }
+    }
+}
 
 /// How long a condition may take before a wait fails.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
@@ -57,14 +109,19 @@ impl TestDb {
 /// `$n` parameters, which both databases accept; every value is an `i64`.
 pub(crate) trait App: herald_sqlx::Db {
     /// `"sqlite"` or `"postgres"`.
-    const NAME: &'static str;
+    const KIND: &'static str;
 
     /// A pool on `url`.
     fn connect(url: &str) -> impl Future<Output = Pool<Self>> + Send;
 
+    /// A pool on `url` set up for many small transactions: SQLite in WAL mode with
+    /// `synchronous = NORMAL` (a commit survives the death of the process, not of the
+    /// machine); PostgreSQL as [`connect`](Self::connect).
+    fn connect_fast(url: &str) -> impl Future<Output = Pool<Self>> + Send;
+
     /// A pool on a database that cannot be reached (connections are made lazily, and given
     /// up after two seconds).
-    fn unreachable(url: &str) -> Pool<Self>;
+    fn unreachable() -> Pool<Self>;
 
     /// Runs `sql` with `binds` on `conn` (a transaction, say); the number of rows it changed.
     fn exec<'a>(
@@ -106,9 +163,16 @@ pub(crate) trait App: herald_sqlx::Db {
 }
 
 macro_rules! impl_app {
-    ($db:ty, $name:literal, unreachable = $unreachable:expr, fail = $fail:expr, heal = $heal:expr) => {
+    (
+        $db:ty,
+        $name:literal,
+        fast = $fast:expr,
+        unreachable = $unreachable:expr,
+        fail = $fail:expr,
+        heal = $heal:expr
+    ) => {
         impl App for $db {
-            const NAME: &'static str = $name;
+            const KIND: &'static str = $name;
 
             async fn connect(url: &str) -> Pool<Self> {
                 Pool::<$db>::connect(url)
@@ -116,8 +180,16 @@ macro_rules! impl_app {
                     .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
             }
 
-            fn unreachable(url: &str) -> Pool<Self> {
-                let url: String = $unreachable(url);
+            async fn connect_fast(url: &str) -> Pool<Self> {
+                let options: <<$db as sqlx::Database>::Connection as sqlx::Connection>::Options =
+                    url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));
+                Pool::<$db>::connect_with($fast(options))
+                    .await
+                    .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+            }
+
+            fn unreachable() -> Pool<Self> {
+                let url: String = $unreachable();
                 sqlx::pool::PoolOptions::<$db>::new()
                     .acquire_timeout(Duration::from_secs(2))
                     .connect_lazy(&url)
@@ -172,7 +244,10 @@ macro_rules! impl_app {
 impl_app!(
     sqlx::Sqlite,
     "sqlite",
-    unreachable = |_: &str| "sqlite:///nonexistent-herald-sqlx-dir/app.db?mode=rwc".to_owned(),
+    fast = |options: sqlx::sqlite::SqliteConnectOptions| options
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Normal),
+    unreachable = || "sqlite:///nonexistent-herald-sqlx-dir/app.db?mode=rwc".to_owned(),
     fail = |table: &str, seq: i64| format!(
         "CREATE TRIGGER fail_insert BEFORE INSERT ON {table} WHEN NEW.seq = {seq}
              BEGIN SELECT RAISE(ABORT, 'injected checkpoint failure'); END;
@@ -184,7 +259,8 @@ impl_app!(
 impl_app!(
     sqlx::Postgres,
     "postgres",
-    unreachable = |_: &str| format!(
+    fast = |options: sqlx::postgres::PgConnectOptions| options,
+    unreachable = || format!(
         "postgres://postgres@127.0.0.1:{}/postgres",
         postgres::free_port()
     ),
@@ -201,8 +277,11 @@ impl_app!(
 );
 
 /// Polls `condition` until it holds; panics with `what()` after `deadline`.
-pub(crate) async fn wait_until<F, Fut>(deadline: Duration, mut condition: F, what: impl Fn() -> String)
-where
+pub(crate) async fn wait_until<F, Fut>(
+    deadline: Duration,
+    mut condition: F,
+    what: impl Fn() -> String,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
@@ -228,6 +307,10 @@ impl Rng {
                     .map_or(1, |d| d.as_nanos() as u64)
             });
         eprintln!("{what}: HERALD_SQLX_SEED={seed}");
+        Self::new(seed)
+    }
+
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed | 1)
     }
 

@@ -9,12 +9,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::postgres::free_port;
+use super::Watchdog;
 
 const READY: Duration = Duration::from_secs(15);
 
 /// A `nats-server -js` process owned by a test, running or killed.
 pub(crate) struct NatsServer {
     child: Option<Child>,
+    /// Kills the server if the test process dies without dropping it.
+    watchdog: Option<Watchdog>,
     port: u16,
     /// Length of the log when the current process started.
     log_offset: u64,
@@ -31,6 +34,7 @@ impl NatsServer {
         fs::create_dir(dir.path().join("store")).expect("create the JetStream store dir");
         let mut server = Self {
             child: None,
+            watchdog: None,
             port: 0,
             log_offset: 0,
             dir,
@@ -41,7 +45,10 @@ impl NatsServer {
                 return server;
             }
         }
-        panic!("nats-server did not start on a free port:\n{}", server.log());
+        panic!(
+            "nats-server did not start on a free port:\n{}",
+            server.log()
+        );
     }
 
     /// `nats://127.0.0.1:<port>`
@@ -55,6 +62,7 @@ impl NatsServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.watchdog = None;
     }
 
     /// Starts again on the same port and store dir (killing a running server first) and waits
@@ -71,11 +79,6 @@ impl NatsServer {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    /// Whether the server process is running.
-    pub(crate) fn is_running(&self) -> bool {
-        self.child.is_some()
     }
 
     /// Everything every run of the server printed.
@@ -105,6 +108,10 @@ impl NatsServer {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("could not start {}: {e}", bin.display()));
+        let (pid, dir) = (child.id(), path_str(self.dir.path()));
+        self.watchdog = Some(Watchdog::new(&format!(
+            "kill -KILL {pid}; sleep 1; rm -rf '{dir}'"
+        )));
         self.child = Some(child);
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + READY;
@@ -112,6 +119,7 @@ impl NatsServer {
             let child = self.child.as_mut().expect("spawned");
             if child.try_wait().expect("poll nats-server").is_some() {
                 self.child = None;
+                self.watchdog = None;
                 return false;
             }
             let ready = self.current_log().contains("Server is ready")

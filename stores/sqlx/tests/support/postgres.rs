@@ -2,15 +2,16 @@
 //! free loopback port, `pg_ctl stop -m immediate` and the dir removed on drop.
 //!
 //! PostgreSQL refuses to run as root: as root the cluster belongs to `nobody` and every
-//! PostgreSQL command runs through `runuser -u nobody --`. A small `sh` watchdog stops the
-//! cluster and removes its dir if the test process dies without running destructors.
+//! PostgreSQL command runs through `runuser -u nobody --`. A [`Watchdog`] stops the cluster
+//! and removes its dir if the test process dies without running destructors.
 
 use std::fs;
-use std::io::Write as _;
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use super::Watchdog;
 
 /// Where Debian's `postgresql-15` puts its programs.
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -21,7 +22,7 @@ const OWNER: &str = "nobody";
 pub(crate) struct Postgres {
     port: u16,
     data: PathBuf,
-    watchdog: Option<Child>,
+    _watchdog: Watchdog,
     _dir: tempfile::TempDir,
 }
 
@@ -47,7 +48,14 @@ impl Postgres {
             run(Command::new("chown").args([OWNER, &path_str(&data)]));
         }
         run(pg("initdb")
-            .args(["-D", &path_str(&data), "-U", "postgres", "--auth=trust", "-N"])
+            .args([
+                "-D",
+                &path_str(&data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-N",
+            ])
             .args(["-E", "UTF8", "--locale=C"]));
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -59,7 +67,16 @@ impl Postgres {
             );
             let log = path_str(&data.join("server.log"));
             let started = pg("pg_ctl")
-                .args(["-D", &path_str(&data), "-l", &log, "-o", &options, "-w", "start"])
+                .args([
+                    "-D",
+                    &path_str(&data),
+                    "-l",
+                    &log,
+                    "-o",
+                    &options,
+                    "-w",
+                    "start",
+                ])
                 .output()
                 .expect("run pg_ctl start");
             if started.status.success() {
@@ -67,7 +84,7 @@ impl Postgres {
                 return Self {
                     port,
                     data,
-                    watchdog,
+                    _watchdog: watchdog,
                     _dir: dir,
                 };
             }
@@ -83,29 +100,7 @@ impl Postgres {
 
     /// `postgres://postgres@127.0.0.1:<port>/postgres`
     pub(crate) fn url(&self) -> String {
-        self.url_of("postgres")
-    }
-
-    /// The URL of database `name` of this cluster (see [`create_database`](Self::create_database)).
-    pub(crate) fn url_of(&self, name: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
-    }
-
-    /// Creates database `name` and returns its URL.
-    pub(crate) fn create_database(&self, name: &str) -> String {
-        run(pg("psql").args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-qc",
-            &format!("CREATE DATABASE {name}"),
-        ]));
-        self.url_of(name)
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }
 
@@ -116,13 +111,8 @@ impl Drop for Postgres {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        if let Some(mut dog) = self.watchdog.take() {
-            if let Some(mut stdin) = dog.stdin.take() {
-                let _ = stdin.write_all(b"done\n");
-            }
-            let _ = dog.wait();
-        }
-        // The files belong to `nobody`: root removes them with the temp dir.
+        // Then the watchdog is dismissed, and the temp dir removed (root may remove files
+        // that belong to `nobody`).
     }
 }
 
@@ -139,29 +129,17 @@ fn pg(program: &str) -> Command {
     }
 }
 
-/// Stops the cluster and removes `dir` when this process ends without dropping it (its end of
-/// the pipe closes: `read` fails); exits quietly when told `done`.
-fn watchdog(data: &Path, dir: &Path) -> Option<Child> {
-    let stop = format!(
-        "{} -D '{}' -m immediate stop",
-        if is_root() {
-            format!("runuser -u {OWNER} -- {BIN}/pg_ctl")
-        } else {
-            format!("{BIN}/pg_ctl")
-        },
-        path_str(data)
-    );
-    let script = format!(
-        "read _l || {{ {stop} >/dev/null 2>&1; rm -rf '{}'; }}",
-        path_str(dir)
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()
+/// Stops the cluster and removes `dir` if this process dies without dropping it.
+fn watchdog(data: &Path, dir: &Path) -> Watchdog {
+    let pg_ctl = if is_root() {
+        format!("runuser -u {OWNER} -- {BIN}/pg_ctl")
+    } else {
+        format!("{BIN}/pg_ctl")
+    };
+    let (data, dir) = (path_str(data), path_str(dir));
+    Watchdog::new(&format!(
+        "{pg_ctl} -D '{data}' -m immediate stop; rm -rf '{dir}'"
+    ))
 }
 
 /// Whether this process runs as root (the owner of `/proc/self` is the effective user).
