@@ -34,6 +34,14 @@ pub trait Db: sqlx::Database + sealed::Sealed {
     ) -> BoxFuture<'a, sqlx::Result<()>>;
     #[doc(hidden)]
     fn create_outbox<'a>(pool: &'a Pool<Self>, table: &'a str) -> BoxFuture<'a, sqlx::Result<()>>;
+    /// The outbox's instance token, made once per database: message ids carry it, so two
+    /// outboxes (two databases, or a table made again) never share one.
+    #[doc(hidden)]
+    fn outbox_instance<'a>(
+        pool: &'a Pool<Self>,
+        table: &'a str,
+        candidate: &'a str,
+    ) -> BoxFuture<'a, sqlx::Result<String>>;
     #[doc(hidden)]
     fn enqueue<'a>(
         conn: &'a mut Self::Connection,
@@ -184,6 +192,27 @@ macro_rules! impl_db {
                         table = table
                     );
                     sqlx::query(&ddl).execute(pool).await.map(drop)
+                })
+            }
+
+            fn outbox_instance<'a>(
+                pool: &'a Pool<Self>,
+                table: &'a str,
+                candidate: &'a str,
+            ) -> BoxFuture<'a, sqlx::Result<String>> {
+                Box::pin(async move {
+                    let ddl = format!(
+                        "CREATE TABLE IF NOT EXISTS {table}_instance (
+                            one INTEGER PRIMARY KEY CHECK (one = 1), token TEXT NOT NULL)"
+                    );
+                    sqlx::query(&ddl).execute(pool).await?;
+                    let insert = format!(
+                        "INSERT INTO {table}_instance (one, token) VALUES (1, $1)
+                         ON CONFLICT (one) DO NOTHING"
+                    );
+                    sqlx::query(&insert).bind(candidate).execute(pool).await?;
+                    let select = format!("SELECT token FROM {table}_instance");
+                    sqlx::query(&select).fetch_one(pool).await?.try_get(0)
                 })
             }
 

@@ -68,20 +68,20 @@ pub use relay::{Relay, RelayOptions};
 
 use herald::{Error, ErrorKind};
 
-/// A table name: letters, digits and `_`, not starting with a digit, at most 63 bytes (a
-/// PostgreSQL identifier). Names are put into SQL text, so nothing else is accepted.
+/// A table name: letters, digits and `_`, not starting with a digit, at most 54 bytes (a
+/// PostgreSQL identifier with room for `_instance`). Names are put into SQL text, so nothing else is accepted.
 fn valid_table(name: &str) -> herald::Result<()> {
     let mut chars = name.chars();
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if first_ok && name.len() <= 63 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if first_ok && name.len() <= 54 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(())
     } else {
         Err(Error::new(
             ErrorKind::InvalidConfig,
             format!(
-                "table name {name:?} is not allowed: use letters, digits and '_' (not first), at most 63 bytes"
+                "table name {name:?} is not allowed: use letters, digits and '_' (not first), at most 54 bytes"
             ),
         ))
     }

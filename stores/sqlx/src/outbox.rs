@@ -18,6 +18,8 @@ use crate::{database, valid_table};
 pub struct SqlxOutbox<DB: Db> {
     pub(crate) pool: Pool<DB>,
     pub(crate) table: Arc<str>,
+    /// This outbox's token in message ids (kept in `<table>_instance`).
+    pub(crate) instance: Arc<str>,
 }
 
 impl<DB: Db> Clone for SqlxOutbox<DB> {
@@ -25,6 +27,7 @@ impl<DB: Db> Clone for SqlxOutbox<DB> {
         Self {
             pool: self.pool.clone(),
             table: self.table.clone(),
+            instance: self.instance.clone(),
         }
     }
 }
@@ -63,9 +66,14 @@ impl<DB: Db> SqlxOutbox<DB> {
         DB::create_outbox(&pool, table)
             .await
             .map_err(|e| database(format!("could not create the outbox table {table}"), e))?;
+        let candidate = nuid::next();
+        let instance = DB::outbox_instance(&pool, table, &candidate)
+            .await
+            .map_err(|e| database(format!("could not read the instance of outbox {table}"), e))?;
         Ok(Self {
             pool,
             table: table.into(),
+            instance: instance.into(),
         })
     }
 
@@ -103,6 +111,13 @@ impl<DB: Db> SqlxOutbox<DB> {
         DB::enqueue(&mut *tx, &self.table, key, payload, now_ms)
             .await
             .map_err(|e| database(format!("could not write to the outbox {}", self.table), e))
+    }
+
+    /// The message id the row `row_id` is published with: `<table>:<instance>:<row id>`, the
+    /// same on every retry and after a restart, and unlike any other outbox's (the instance
+    /// token is made once per database, in `<table>_instance`).
+    pub fn message_id(&self, row_id: i64) -> String {
+        format!("{}:{}:{row_id}", self.table, self.instance)
     }
 
     /// The number of rows waiting to be published.

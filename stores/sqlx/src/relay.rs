@@ -161,7 +161,7 @@ impl<DB: Db, R: Reporter> Worker<DB, R> {
 
     /// Reads one batch, publishes it, deletes what the stream acknowledged.
     async fn pass(&self) -> herald::Result<Pass> {
-        let SqlxOutbox { pool, table } = &self.outbox;
+        let SqlxOutbox { pool, table, .. } = &self.outbox;
         let limit = i64::try_from(self.options.batch).unwrap_or(i64::MAX);
         let rows = DB::read_rows(pool, table, limit)
             .await
@@ -181,7 +181,7 @@ impl<DB: Db, R: Reporter> Worker<DB, R> {
             .collect();
         let mut items = Vec::with_capacity(count);
         for (id, _, key, payload) in &rows {
-            items.push((key.as_str(), payload.clone(), format!("{table}:{id}")));
+            items.push((key.as_str(), payload.clone(), self.outbox.message_id(*id)));
         }
         let acks = match self.coordinator.publish_batch_idempotent(items).await {
             Ok(acks) => acks,

@@ -100,8 +100,8 @@ async fn outbox_publishes_committed_rows_once_in_order<DB: App>(db: &TestDb) {
     assert_eq!(take(&mut sub, 1).await, pairs(&[("alerts.6", "six")]));
     relay.shutdown().await;
 
-    // Each message carries the id `<table>:<row id>`: publishing it again stores nothing.
-    let id = format!("herald_outbox:{first}");
+    // Each message carries the outbox's id for the row: publishing it again stores nothing.
+    let id = outbox.message_id(first);
     let again = coordinator
         .publish_idempotent("alerts.1", "one", &id)
         .await
@@ -235,7 +235,7 @@ async fn bad_configuration_is_refused_clearly<DB: App>(db: &TestDb) {
         "a-b",
         "x;drop table y",
         "herald outbox",
-        &"x".repeat(64),
+        &"x".repeat(55),
     ] {
         let error = SqlxOutbox::with_table(pool.clone(), bad)
             .await
@@ -247,9 +247,9 @@ async fn bad_configuration_is_refused_clearly<DB: App>(db: &TestDb) {
             .expect_err(bad);
         assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{bad:?}");
     }
-    let outbox = SqlxOutbox::with_table(pool.clone(), &"x".repeat(63))
+    let outbox = SqlxOutbox::with_table(pool.clone(), &"x".repeat(54))
         .await
-        .expect("63 bytes");
+        .expect("54 bytes");
     assert_eq!(outbox.pending().await.expect("pending"), 0);
 
     // A database that cannot be reached: the error says what was being done, and why.
@@ -297,12 +297,11 @@ async fn relay_stops_with_its_coordinator() {
 
 /// Two services, each with its own database and its outbox in the default table, publish to
 /// one stream (Herald's model: every node publishes cluster-wide events): every row of both is
-/// published. The message ids are `<table>:<row id>`, the same in both databases
-/// (`herald_outbox:1`, ...), so within the duplicate window the stream takes the second
-/// service's rows for copies of the first's, stores nothing, and its relay deletes them as
-/// relayed: they are lost.
+/// published. Were the message ids only `<table>:<row id>` (the same in both databases), the
+/// stream would take the second service's rows for copies of the first's within the duplicate
+/// window, and its relay would delete them as relayed: lost. Each outbox's instance token
+/// keeps the ids apart.
 #[tokio::test]
-#[ignore = "herald-sqlx: outboxes of two databases share message ids; the stream drops one's rows"]
 async fn outboxes_of_two_databases_publish_every_row() {
     let (a, b) = (TestDb::sqlite(), TestDb::sqlite());
     let (coordinator, _) = connect(&MemoryServer::new()).await;
